@@ -1,0 +1,5 @@
+"""C{python -m twisted_net}: the C{twisted-net} client command."""
+
+from .cli import main
+
+main()

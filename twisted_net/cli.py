@@ -1,0 +1,5 @@
+"""The twisted-net command (placeholder)."""
+
+
+def main() -> None:
+    raise SystemExit("not yet")

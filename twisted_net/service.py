@@ -1,0 +1,145 @@
+"""
+Services that listen: one per TCP endpoint, one per UDP address, and the
+L{NetService} that owns them and stops them gracefully.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorUDP
+from twisted.logger import Logger
+
+from .address import format_address
+from .config import ServerConfig
+from .datagram import GreetingDatagramProtocol, receive_buffer_size
+from .stream import GreetingFactory
+
+__all__ = ["StreamListener", "DatagramListener", "NetService"]
+
+
+class StreamListener(Service):
+    """
+    Listen on one Twisted server endpoint string (C{tcp:}, C{tcp6:},
+    C{ssl:}, C{unix:}, C{systemd:}, C{haproxy:}, ...) and log the address
+    actually bound, so that C{tcp:0} is usable.
+
+    Listening happens synchronously in L{startService} for every endpoint
+    that can (all of Twisted's own do), so a failure to listen surfaces
+    there as an exception.
+    """
+
+    log = Logger(namespace="twisted_net")
+
+    def __init__(self, description: str, factory: GreetingFactory, reactor: Any) -> None:
+        self.description = description
+        self.factory = factory
+        self.reactor = reactor
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        endpoint = serverFromString(self.reactor, self.description)
+        result: list[Any] = []
+        endpoint.listen(self.factory).addBoth(result.append)
+        if not result:
+            raise RuntimeError(f"{self.description} did not start listening at once")
+        outcome = result[0]
+        if not IListeningPort.providedBy(outcome):
+            outcome.raiseException()
+        self.port = outcome
+        super().startService()
+        self.log.info(
+            "Listening on {endpoint} (TCP, {framing} framing) at {address}",
+            event="listening",
+            endpoint=self.description,
+            framing=self.factory.framing,
+            address=format_address(outcome.getHost()),
+        )
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        port, self.port = self.port, None
+        if port is None:
+            return None
+        return maybeDeferred(port.stopListening)
+
+
+class DatagramListener(Service):
+    """
+    Listen for UDP datagrams on one host and port (IPv4 or IPv6).
+    """
+
+    log = Logger(namespace="twisted_net")
+
+    def __init__(
+        self, host: str, port: int, protocol: GreetingDatagramProtocol, reactor: IReactorUDP
+    ) -> None:
+        self.host = host
+        self.port_number = port
+        self.protocol = protocol
+        self.reactor = reactor
+        self.port: Any = None
+
+    def startService(self) -> None:
+        self.port = self.reactor.listenUDP(
+            self.port_number,
+            self.protocol,
+            interface=self.host,
+            maxPacketSize=receive_buffer_size(self.protocol.config),
+        )
+        super().startService()
+        self.log.info(
+            "Listening on UDP at {address}",
+            event="listening",
+            address=format_address(self.port.getHost()),
+        )
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        port, self.port = self.port, None
+        if port is None:
+            return None
+        return maybeDeferred(port.stopListening)
+
+
+class NetService(MultiService):
+    """
+    The whole server: its listeners, the TCP factory they share and the UDP
+    protocol.  Stopping it stops listening at once, then lets every
+    connection send the replies it owes and close (aborting stragglers after
+    C{config.shutdown_timeout}).
+
+    @ivar factory: the TCP factory, shared by every TCP listener.
+    @ivar datagram_protocol: the UDP protocol, shared by every UDP listener.
+    """
+
+    log = Logger(namespace="twisted_net")
+
+    def __init__(self, factory: GreetingFactory, datagram_protocol: GreetingDatagramProtocol) -> None:
+        super().__init__()
+        self.factory = factory
+        self.datagram_protocol = datagram_protocol
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.factory.config
+
+    def stopService(self) -> Deferred[None]:
+        stopped = super().stopService()
+
+        def drain(_: object) -> Deferred[None]:
+            owed = len(self.factory.sessions)
+            if owed:
+                self.log.info(
+                    "Stopping: waiting for {count} connections to finish",
+                    event="draining",
+                    count=owed,
+                )
+            return self.factory.drain()
+
+        result: Deferred[None] = Deferred()
+        stopped.addCallback(drain).chainDeferred(result)
+        return result

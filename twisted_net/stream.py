@@ -1,0 +1,554 @@
+"""
+The TCP side: the two framings as Protocols, and the Factory that owns the
+limits shared by all connections.
+
+Data flows one way: a read arrives in C{dataReceived}, the framing cuts it
+into messages, L{twisted_net.hello.reply} makes each answer, and every answer
+of one read leaves in one write.  Limits (idle, message and write deadlines,
+connection caps, backpressure) are enforced from the side, by the factory's
+once-a-second L{Watchdog} and the transport's producer calls; none of them
+adds a timer or a clock read per message.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import ClassVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IPushProducer,
+    IReactorTime,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .address import format_address, peer_host
+from .config import ServerConfig
+from .hello import GREETING, LINE_END, error_line, is_exit, reply, split_seed_read
+from .stats import Counters, RefusalLog
+
+__all__ = [
+    "GreetingProtocol",
+    "SeedProtocol",
+    "LineProtocol",
+    "GreetingFactory",
+    "FRAMINGS",
+]
+
+_BACKPRESSURE = "backpressure"
+_QUEUE_FULL = "queue-full"
+_DRAINING = "draining"
+
+
+@implementer(IHalfCloseableProtocol, IPushProducer)
+class GreetingProtocol(Protocol):
+    """
+    One TCP session of the greeting protocol; subclasses choose the framing.
+
+    The protocol registers itself with its transport as a streaming
+    producer: when the peer stops reading and the transport's write buffer
+    fills up, the transport calls L{pauseProducing} and the protocol stops
+    reading from that peer until its replies drain.
+
+    @cvar greeting: the bytes sent when the connection opens.
+    @ivar peer: printable peer address, as logged.
+    """
+
+    greeting: ClassVar[bytes] = GREETING
+    factory: GreetingFactory
+
+    log = Logger(namespace="twisted_net")
+
+    def __init__(self) -> None:
+        self.peer = ""
+        self.peer_host = ""
+        self.last_activity = 0.0
+        self.paused_since: float | None = None
+        self.closing_since: float | None = None
+        self.partial_since: float | None = None
+        self._admitted = False
+        self._closing = False
+        self._read_closed = False
+        self._producing = False
+        self._pause_reasons: set[str] = set()
+        self._pending: deque[tuple[float, bytes, bool]] = deque()
+        self._pending_bytes = 0
+        self._timer: IDelayedCall | None = None
+
+    # Session life cycle ---------------------------------------------------
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        address = self.transport.getPeer()  # type: ignore[union-attr]
+        self.peer = format_address(address)
+        self.peer_host = peer_host(address)
+        refusal = factory.admit(self)
+        if refusal is not None:
+            self._closing = True
+            factory.refusals.refuse(refusal, self.peer)
+            self.transport.write(error_line("server busy"))  # type: ignore[union-attr]
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self._admitted = True
+        self.last_activity = factory.now
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self._producing = True
+        self._write(self.greeting)
+        if factory.draining:
+            self.drain()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._closing = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._pending.clear()
+        if self._admitted:
+            self._admitted = False
+            self.factory.release(self)
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer shut down its side of the connection: answer everything it
+        sent, then close.
+        """
+        self._read_closed = True
+        self.end_of_input()
+        self._close_when_idle()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our side was shut down; nothing more can be sent.
+        """
+        self._closing = True
+        self._pending.clear()
+
+    def end_of_input(self) -> None:
+        """
+        Hook for framings that hold a partial message when input ends.
+        """
+
+    # Producer interface (backpressure) ----------------------------------
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: stop reading from the peer.
+        """
+        self.paused_since = self.factory.now
+        self._pause(_BACKPRESSURE)
+
+    def resumeProducing(self) -> None:
+        """
+        The transport drained its write buffer: read again.
+        """
+        self.paused_since = None
+        self._resume(_BACKPRESSURE)
+
+    def stopProducing(self) -> None:
+        """
+        The connection is going away; nothing to release here.
+        """
+
+    def _pause(self, reason: str) -> None:
+        if not self._pause_reasons and not self._closing:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+        self._pause_reasons.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        self._pause_reasons.discard(reason)
+        if not self._pause_reasons and not self._closing and not self._read_closed:
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    # Sending ---------------------------------------------------------------
+
+    def _write(self, payload: bytes) -> None:
+        self.factory.counters.bytes_out += len(payload)
+        self.transport.write(payload)  # type: ignore[union-attr]
+
+    def send(self, payload: bytes, messages: int, then_close: bool = False) -> None:
+        """
+        Send the answers to C{messages} messages (C{payload}), now or after
+        the configured delay, in order; then close if C{then_close}.
+        """
+        delay = self.factory.config.delay
+        if delay <= 0 and not self._pending:
+            if payload:
+                self._write(payload)
+            self.factory.counters.messages_answered += messages
+            if then_close:
+                self.close()
+            return
+        self._pending.append((self.factory.clock.seconds() + delay, payload, then_close))
+        self._pending_bytes += len(payload)
+        self.factory.counters.messages_answered += messages
+        if self._pending_bytes > self.factory.config.queue_limit:
+            self._pause(_QUEUE_FULL)
+        if then_close:
+            self._closing = True
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None or not self._pending:
+            return
+        due = self._pending[0][0]
+        clock = self.factory.clock
+        self._timer = clock.callLater(max(0.0, due - clock.seconds()), self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._timer = None
+        now = self.factory.clock.seconds()
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            _, payload, then_close = pending.popleft()
+            self._pending_bytes -= len(payload)
+            if payload:
+                self._write(payload)
+            if then_close:
+                pending.clear()
+                self.close()
+                return
+        if self._pending_bytes <= self.factory.config.queue_limit // 2:
+            self._resume(_QUEUE_FULL)
+        if pending:
+            self._schedule()
+        else:
+            self._close_when_idle()
+
+    def _close_when_idle(self) -> None:
+        if (self._read_closed or self.factory.draining) and not self._pending:
+            self.close()
+
+    def close(self) -> None:
+        """
+        Close once every reply already written has been sent.
+        """
+        self._closing = True
+        if self.closing_since is not None:
+            return
+        self.closing_since = self.factory.now
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def refuse(self, reason: str, message: str) -> None:
+        """
+        Tell the peer why in one error line, count and log the refusal, and
+        close after every earlier reply.
+        """
+        self.factory.refusals.refuse(reason, self.peer)
+        self.send(error_line(message), 0, then_close=True)
+
+    def drain(self) -> None:
+        """
+        Stop reading (the server is stopping), send what is owed, close.
+        """
+        self._pause(_DRAINING)
+        self._close_when_idle()
+
+    def abort(self, reason: str) -> None:
+        """
+        Drop the connection at once, discarding unsent replies.
+        """
+        self.factory.refusals.refuse(reason, self.peer)
+        self._closing = True
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def check_deadlines(self, now: float) -> None:
+        """
+        Called about once a second by the factory's watchdog; enforces the
+        idle, message and write deadlines of L{ServerConfig}.
+        """
+        config = self.factory.config
+        if self.closing_since is not None or self.paused_since is not None:
+            since = self.closing_since if self.closing_since is not None else self.paused_since
+            assert since is not None
+            if config.write_timeout and now - since > config.write_timeout:
+                self.abort("write-timeout")
+            return
+        if self._closing:
+            return
+        if (
+            self.partial_since is not None
+            and config.message_timeout
+            and now - self.partial_since > config.message_timeout
+        ):
+            self.refuse("message-timeout", "message not completed in time")
+        elif config.idle_timeout and now - self.last_activity > config.idle_timeout:
+            self.refuse("idle-timeout", "idle timeout")
+
+    def log_message(self, message: bytes) -> None:
+        """
+        Log one message (only when C{log_messages} is on).
+        """
+        self.log.info(
+            "Received from {peer}: {message!r}",
+            event="message",
+            peer=self.peer,
+            message=message,
+        )
+
+
+class SeedProtocol(GreetingProtocol):
+    """
+    The tutorial's protocol, byte for byte: C{Welcome!} with no line ending;
+    each read is a message answered with C{Hello, M!}; C{exit} closes.
+
+    For people typing into C{nc}: a read that holds line feeds is one message
+    per line, and each reply ends with the line's own ending
+    (C{Michael\\n} gets C{Hello, Michael!\\n}).
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        factory = self.factory
+        factory.counters.bytes_in += len(data)
+        self.last_activity = factory.now
+        limit = factory.config.max_message
+        log_messages = factory.config.log_messages
+        out: list[bytes] = []
+        answered = 0
+        for message, ending in split_seed_read(data):
+            if log_messages:
+                self.log_message(message)
+            if is_exit(message):
+                self.send(b"".join(out), answered, then_close=True)
+                return
+            if len(message) > limit:
+                self.send(b"".join(out), answered)
+                self.refuse("max-message", f"message longer than {limit} bytes")
+                return
+            out.append(reply(message) + ending)
+            answered += 1
+        self.send(b"".join(out), answered)
+
+
+class LineProtocol(GreetingProtocol):
+    """
+    The pipelining protocol: C{Welcome!\\r\\n}; messages are lines ending in
+    C{\\n} (an optional C{\\r} before it is dropped), buffered until complete
+    however the bytes arrive; replies are C{Hello, M!\\r\\n}; C{exit} closes
+    after every earlier reply is sent.
+    """
+
+    greeting = GREETING + LINE_END
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        factory = self.factory
+        factory.counters.bytes_in += len(data)
+        self.last_activity = now = factory.now
+        limit = factory.config.max_message
+        if self._buffer:
+            data = self._buffer + data
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        out: list[bytes] = []
+        log_messages = factory.config.log_messages
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if log_messages:
+                self.log_message(line)
+            if len(line) > limit:
+                self._buffer = b""
+                self.send(b"".join(out), len(out))
+                self.refuse("max-message", f"message longer than {limit} bytes")
+                return
+            if is_exit(line):
+                self._buffer = b""
+                self.send(b"".join(out), len(out), then_close=True)
+                return
+            out.append(reply(line) + LINE_END)
+        if len(rest) > limit + 1:
+            self._buffer = b""
+            self.send(b"".join(out), len(out))
+            self.refuse("max-message", f"message longer than {limit} bytes")
+            return
+        if rest:
+            if not self._buffer or lines:
+                self.partial_since = now
+        else:
+            self.partial_since = None
+        self._buffer = rest
+        if out:
+            self.send(b"".join(out), len(out))
+
+    def end_of_input(self) -> None:
+        """
+        A last line without its line feed is still answered when the peer
+        half-closes.
+        """
+        if self._buffer and not self._closing:
+            self.dataReceived(b"\n")
+
+
+FRAMINGS: dict[str, type[GreetingProtocol]] = {
+    "seed": SeedProtocol,
+    "line": LineProtocol,
+}
+"""The framings by their command-line name."""
+
+
+class Watchdog:
+    """
+    One timer for all connections of a factory: about once a second it
+    advances the factory's coarse clock and checks every connection's
+    deadlines, so that no connection needs a timer of its own.
+    """
+
+    def __init__(self, factory: GreetingFactory, interval: float = 1.0) -> None:
+        self.factory = factory
+        self._loop = LoopingCall(self.tick)
+        self._loop.clock = factory.clock
+        self.interval = interval
+
+    def start(self) -> None:
+        if not self._loop.running:
+            self._loop.start(self.interval, now=True)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def tick(self) -> None:
+        factory = self.factory
+        factory.now = now = factory.clock.seconds()
+        for protocol in list(factory.sessions):
+            protocol.check_deadlines(now)
+
+
+class GreetingFactory(Factory):
+    """
+    Builds greeting sessions and enforces what they share: connection caps,
+    the watchdog, counters, and a graceful drain on stop.
+
+    @ivar config: the limits and behaviour (L{ServerConfig}).
+    @ivar counters: running totals, shared with the UDP side if wanted.
+    @ivar sessions: the admitted connections now open.
+    @ivar now: a coarse clock (seconds), advanced by the watchdog; cheap to
+        read on the per-message path.
+    """
+
+    log = Logger(namespace="twisted_net")
+    noisy = False
+
+    def __init__(
+        self,
+        framing: str = "seed",
+        config: ServerConfig | None = None,
+        *,
+        counters: Counters | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        if framing not in FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}: choose seed or line")
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor  # type: ignore[assignment]
+        assert clock is not None
+        self.protocol = FRAMINGS[framing]
+        self.framing = framing
+        self.config = config or ServerConfig()
+        self.counters = counters or Counters()
+        self.clock = clock
+        self.refusals = RefusalLog(self.counters, clock)
+        self.sessions: set[GreetingProtocol] = set()
+        self.per_peer: dict[str, int] = {}
+        self.now = clock.seconds()
+        self.draining = False
+        self._watchdog = Watchdog(self)
+        self._closed_waiters: list[Deferred[None]] = []
+
+    def startFactory(self) -> None:
+        self.draining = False
+        self.now = self.clock.seconds()
+        self._watchdog.start()
+
+    def stopFactory(self) -> None:
+        self._watchdog.stop()
+
+    def admit(self, protocol: GreetingProtocol) -> str | None:
+        """
+        Register a new connection, or say why it is refused.
+
+        @return: C{None} when admitted, else the refusal reason.
+        """
+        config = self.config
+        if config.max_connections and len(self.sessions) >= config.max_connections:
+            return "max-connections"
+        host = protocol.peer_host
+        count = self.per_peer.get(host, 0)
+        if config.max_per_peer and count >= config.max_per_peer:
+            return "max-per-peer"
+        self.per_peer[host] = count + 1
+        self.sessions.add(protocol)
+        self.counters.connections_open += 1
+        self.counters.connections_total += 1
+        self.log.info(
+            "Accept new connection from {peer}...", event="connection_opened", peer=protocol.peer
+        )
+        return None
+
+    def release(self, protocol: GreetingProtocol) -> None:
+        """
+        Forget a closed connection (capacity comes back).
+        """
+        self.sessions.discard(protocol)
+        host = protocol.peer_host
+        count = self.per_peer.get(host, 0) - 1
+        if count > 0:
+            self.per_peer[host] = count
+        else:
+            self.per_peer.pop(host, None)
+        self.counters.connections_open -= 1
+        self.log.info(
+            "Connection from {peer} closed.", event="connection_closed", peer=protocol.peer
+        )
+        if not self.sessions and self._closed_waiters:
+            waiters, self._closed_waiters = self._closed_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def drain(self, timeout: float | None = None) -> Deferred[None]:
+        """
+        Stop reading from every connection, send every reply owed, close.
+
+        @param timeout: seconds after which the connections still open are
+            aborted; default C{config.shutdown_timeout}.
+        @return: a Deferred that fires when every connection has closed.
+        """
+        self.draining = True
+        for protocol in list(self.sessions):
+            protocol.drain()
+        if not self.sessions:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        self._closed_waiters.append(done)
+        limit = self.config.shutdown_timeout if timeout is None else timeout
+
+        def abort_stragglers() -> None:
+            for protocol in list(self.sessions):
+                protocol.abort("shutdown-timeout")
+
+        straggler_call = self.clock.callLater(limit, abort_stragglers)
+
+        def cancel_abort(result: None) -> None:
+            if straggler_call.active():
+                straggler_call.cancel()
+
+        done.addCallback(cancel_abort)
+        return done

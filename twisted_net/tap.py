@@ -1,0 +1,215 @@
+"""
+C{twist net}: command-line options and the service they describe.
+
+Parsing and validation only; the behaviour lives in L{twisted_net.stream},
+L{twisted_net.datagram} and L{twisted_net.service}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.application.runner._exit import ExitStatus, exit
+from twisted.application.service import IService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.python import usage
+
+from .config import ServerConfig
+from .datagram import GreetingDatagramProtocol
+from .service import DatagramListener, NetService, StreamListener
+from .stream import FRAMINGS, GreetingFactory
+from .udpaddress import parse_udp_address
+
+__all__ = ["Options", "makeService", "DEFAULT_LISTEN", "DEFAULT_UDP"]
+
+DEFAULT_LISTEN = "tcp:9999:interface=127.0.0.1"
+DEFAULT_UDP = "127.0.0.1:9999"
+
+_DEFAULTS = ServerConfig()
+
+
+def _number(
+    kind: Callable[[str], Any], name: str, minimum: float = 0
+) -> Callable[[str], Any]:
+    def coerce(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, not {text!r}") from None
+        if value < minimum or value != value:
+            raise ValueError(f"{name} must be at least {minimum}, not {text!r}")
+        return value
+
+    coerce.coerceDoc = ""  # type: ignore[attr-defined]
+    return coerce
+
+
+def _framing(text: str) -> str:
+    if text not in FRAMINGS:
+        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, not {text!r}")
+    return text
+
+
+_framing.coerceDoc = ""  # type: ignore[attr-defined]
+
+
+class Options(usage.Options):
+    """
+    Options of C{twist net}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "A TCP and UDP greeting server: it greets each TCP connection with "
+        "'Welcome!', answers every message M with 'Hello, M!', and closes on "
+        "'exit'; every UDP datagram M gets 'Hello, M!'. "
+        f"By default it listens on {DEFAULT_LISTEN} and UDP {DEFAULT_UDP}."
+    )
+
+    optFlags = [
+        ["no-tcp", None, "Do not listen on TCP (a UDP-only service)."],
+        ["no-udp", None, "Do not listen on UDP (a TCP-only service)."],
+        ["log-messages", None, "Log every message received (costs throughput)."],
+    ]
+
+    optParameters = [
+        ["framing", None, "seed", "TCP framing: 'seed' (the tutorial's, byte for byte) "
+         "or 'line' (CRLF lines, for programs that pipeline).", _framing],
+        ["delay", None, _DEFAULTS.delay, "Seconds to wait before each reply "
+         "(the tutorial sleeps 1).", _number(float, "--delay")],
+        ["max-message", None, _DEFAULTS.max_message, "Longest message answered, "
+         "in bytes; longer ones get an error.", _number(int, "--max-message", 1)],
+        ["idle-timeout", None, _DEFAULTS.idle_timeout, "Close TCP connections "
+         "silent this many seconds (0: never).", _number(float, "--idle-timeout")],
+        ["message-timeout", None, _DEFAULTS.message_timeout, "Close a 'line' "
+         "connection whose partial message is not completed in this many seconds "
+         "(0: never).", _number(float, "--message-timeout")],
+        ["write-timeout", None, _DEFAULTS.write_timeout, "Abort a TCP connection "
+         "whose peer does not read its replies for this many seconds (0: never).",
+         _number(float, "--write-timeout")],
+        ["max-connections", None, _DEFAULTS.max_connections, "TCP connections "
+         "open at once (0: no limit).", _number(int, "--max-connections")],
+        ["max-per-peer", None, _DEFAULTS.max_per_peer, "TCP connections open at "
+         "once from one host (0: no limit).", _number(int, "--max-per-peer")],
+        ["udp-rate", None, _DEFAULTS.udp_rate, "Datagrams per second answered "
+         "for one source host (0: no limit).", _number(float, "--udp-rate")],
+        ["udp-burst", None, _DEFAULTS.udp_burst, "Datagrams one source host may "
+         "send at once above the rate.", _number(int, "--udp-burst", 1)],
+        ["shutdown-timeout", None, _DEFAULTS.shutdown_timeout, "On stop, seconds "
+         "to wait for owed replies before aborting.", _number(float, "--shutdown-timeout")],
+    ]
+
+    compData = usage.Completions(optActions={"framing": usage.CompleteList(list(FRAMINGS))})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["udp"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Listen for TCP on a Twisted endpoint string (repeatable), e.g.
+        tcp:9999, tcp6:9999:interface=\\:\\:1, ssl:9443:privateKey=key.pem,
+        unix:/run/net.sock, systemd:domain=INET:name=net,
+        haproxy:tcp:9999.  Default: tcp:9999:interface=127.0.0.1.
+        """
+        self["listen"].append(description)
+
+    opt_l = opt_listen
+
+    def opt_udp(self, address: str) -> None:
+        """
+        Listen for UDP on [HOST:]PORT (repeatable), e.g. 9999 (all IPv4
+        interfaces), 127.0.0.1:9999, [::1]:9999.  Default: 127.0.0.1:9999.
+        """
+        try:
+            self["udp"].append(parse_udp_address(address))
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def postOptions(self) -> None:
+        if self["no-tcp"] and self["no-udp"]:
+            raise usage.UsageError("--no-tcp and --no-udp together leave nothing to serve")
+        if self["no-tcp"] and self["listen"]:
+            raise usage.UsageError("--no-tcp contradicts --listen")
+        if self["no-udp"] and self["udp"]:
+            raise usage.UsageError("--no-udp contradicts --udp")
+        if not self["listen"] and not self["no-tcp"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        if not self["udp"] and not self["no-udp"]:
+            self["udp"] = [parse_udp_address(DEFAULT_UDP)]
+        from twisted.internet import reactor
+
+        for description in self["listen"]:
+            try:
+                serverFromString(reactor, description)
+            except Exception as error:
+                raise usage.UsageError(
+                    f"bad --listen endpoint {description!r}: {error}"
+                ) from None
+        self["config"] = ServerConfig(
+            delay=self["delay"],
+            max_message=self["max-message"],
+            idle_timeout=self["idle-timeout"],
+            message_timeout=self["message-timeout"],
+            write_timeout=self["write-timeout"],
+            max_connections=self["max-connections"],
+            max_per_peer=self["max-per-peer"],
+            udp_rate=self["udp-rate"],
+            udp_burst=self["udp-burst"],
+            log_messages=bool(self["log-messages"]),
+            shutdown_timeout=self["shutdown-timeout"],
+        )
+
+
+class _ExitOnListenFailure(NetService):
+    """
+    The service C{twist net} runs: a port that cannot be bound ends the
+    program with one clear line and a non-zero status, not a traceback.
+    """
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except (CannotListenError, OSError, ValueError) as error:
+            for child in list(self):
+                if child.running:
+                    child.stopService()
+            exit(ExitStatus.EX_UNAVAILABLE, f"twist net: error: cannot listen: {error}")
+
+
+def build_service(config: ServerConfig, framing: str, listen: list[str],
+                  udp: list[tuple[str, int]], reactor: Any = None,
+                  service_class: type[NetService] = NetService) -> NetService:
+    """
+    Wire one factory and one datagram protocol to every listener.
+
+    @param listen: TCP server endpoint strings.
+    @param udp: C{(host, port)} pairs to listen on for UDP.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    factory = GreetingFactory(framing, config, clock=reactor)
+    datagrams = GreetingDatagramProtocol(config, counters=factory.counters, clock=reactor)
+    service = service_class(factory, datagrams)
+    for description in listen:
+        StreamListener(description, factory, reactor).setServiceParent(service)
+    for host, port in udp:
+        DatagramListener(host, port, datagrams, reactor).setServiceParent(service)
+    return service
+
+
+def makeService(config: Options) -> IService:
+    """
+    The service of C{twist net}, from parsed L{Options}.
+    """
+    return build_service(
+        config["config"],
+        config["framing"],
+        config["listen"],
+        config["udp"],
+        service_class=_ExitOnListenFailure,
+    )
