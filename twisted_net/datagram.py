@@ -11,6 +11,7 @@ refused, never truncated.
 
 from __future__ import annotations
 
+import copy
 import errno
 import ipaddress
 from typing import Any, Final
@@ -142,6 +143,17 @@ class GreetingDatagramProtocol(DatagramProtocol):
             else None
         )
         self._host_checked: dict[str, bool] = {}
+
+    def for_another_port(self) -> GreetingDatagramProtocol:
+        """
+        A protocol for one more UDP port (a L{DatagramProtocol} serves one
+        port only), sharing this one's config, counters, refusal log and
+        rate buckets, so that a source's rate is counted across all ports.
+        """
+        twin = copy.copy(self)
+        twin.transport = None
+        twin.numPorts = 0
+        return twin
 
     def _refusal(self, data: bytes, host: str, port: int) -> str | None:
         if port in CLASSIC_UDP_PORTS:

@@ -127,6 +127,15 @@ class NetService(MultiService):
     def config(self) -> ServerConfig:
         return self.factory.config
 
+    def startService(self) -> None:
+        clock = self.factory.clock
+        self.log.info(
+            "twisted-net starting with {reactor}",
+            event="starting",
+            reactor=f"{type(clock).__module__}.{type(clock).__qualname__}",
+        )
+        super().startService()
+
     def stopService(self) -> Deferred[None]:
         stopped = super().stopService()
 

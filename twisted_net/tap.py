@@ -7,6 +7,7 @@ L{twisted_net.datagram} and L{twisted_net.service}.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 from twisted.application.runner._exit import ExitStatus, exit
@@ -52,6 +53,22 @@ def _framing(text: str) -> str:
 
 
 _framing.coerceDoc = ""  # type: ignore[attr-defined]
+
+
+def prefer_fast_reactor() -> None:
+    """
+    Install L{twisted_net.reactor.NetReactor} unless a reactor is already
+    installed (C{twist --reactor NAME} installs its choice before this runs,
+    so the choice stays free); where epoll is missing, Twisted's default
+    stays.
+    """
+    if "twisted.internet.reactor" in sys.modules:
+        return
+    try:
+        from .reactor import install
+    except ImportError:
+        return
+    install()
 
 
 class Options(usage.Options):
@@ -139,6 +156,7 @@ class Options(usage.Options):
             self["listen"] = [DEFAULT_LISTEN]
         if not self["udp"] and not self["no-udp"]:
             self["udp"] = [parse_udp_address(DEFAULT_UDP)]
+        prefer_fast_reactor()
         from twisted.internet import reactor
 
         for description in self["listen"]:
@@ -197,8 +215,9 @@ def build_service(config: ServerConfig, framing: str, listen: list[str],
     service = service_class(factory, datagrams)
     for description in listen:
         StreamListener(description, factory, reactor).setServiceParent(service)
-    for host, port in udp:
-        DatagramListener(host, port, datagrams, reactor).setServiceParent(service)
+    for index, (host, port) in enumerate(udp):
+        protocol = datagrams if index == 0 else datagrams.for_another_port()
+        DatagramListener(host, port, protocol, reactor).setServiceParent(service)
     return service
 
 
