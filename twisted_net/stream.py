@@ -41,9 +41,10 @@ __all__ = [
     "FRAMINGS",
 ]
 
-_BACKPRESSURE = "backpressure"
-_QUEUE_FULL = "queue-full"
-_DRAINING = "draining"
+# Why reading is paused (bit flags: reading resumes when none is left).
+_BACKPRESSURE = 1
+_QUEUE_FULL = 2
+_DRAINING = 4
 
 
 @implementer(IHalfCloseableProtocol, IPushProducer)
@@ -65,21 +66,23 @@ class GreetingProtocol(Protocol):
 
     log = Logger(namespace="twisted_net")
 
-    def __init__(self) -> None:
-        self.peer = ""
-        self.peer_host = ""
-        self.last_activity = 0.0
-        self.paused_since: float | None = None
-        self.closing_since: float | None = None
-        self.partial_since: float | None = None
-        self._admitted = False
-        self._closing = False
-        self._read_closed = False
-        self._producing = False
-        self._pause_reasons: set[str] = set()
-        self._pending: deque[tuple[float, bytes, bool]] = deque()
-        self._pending_bytes = 0
-        self._timer: IDelayedCall | None = None
+    # Per-connection state starts as these class attributes, so that an
+    # instance only stores what it changes (10,000 idle connections should
+    # cost as little memory as possible).
+    peer = ""
+    peer_host = ""
+    last_activity = 0.0
+    paused_since: float | None = None
+    closing_since: float | None = None
+    partial_since: float | None = None
+    _admitted = False
+    _closing = False
+    _read_closed = False
+    _producing = False
+    _paused_by = 0
+    _pending: deque[tuple[float, bytes, bool]] | None = None
+    _pending_bytes = 0
+    _timer: IDelayedCall | None = None
 
     # Session life cycle ---------------------------------------------------
 
@@ -108,7 +111,7 @@ class GreetingProtocol(Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        self._pending.clear()
+        self._pending = None
         if self._admitted:
             self._admitted = False
             self.factory.release(self)
@@ -127,7 +130,7 @@ class GreetingProtocol(Protocol):
         Our side was shut down; nothing more can be sent.
         """
         self._closing = True
-        self._pending.clear()
+        self._pending = None
 
     def end_of_input(self) -> None:
         """
@@ -155,14 +158,16 @@ class GreetingProtocol(Protocol):
         The connection is going away; nothing to release here.
         """
 
-    def _pause(self, reason: str) -> None:
-        if not self._pause_reasons and not self._closing:
+    def _pause(self, reason: int) -> None:
+        if not self._paused_by and not self._closing:
             self.transport.pauseProducing()  # type: ignore[union-attr]
-        self._pause_reasons.add(reason)
+        self._paused_by |= reason
 
-    def _resume(self, reason: str) -> None:
-        self._pause_reasons.discard(reason)
-        if not self._pause_reasons and not self._closing and not self._read_closed:
+    def _resume(self, reason: int) -> None:
+        if not self._paused_by & reason:
+            return
+        self._paused_by &= ~reason
+        if not self._paused_by and not self._closing and not self._read_closed:
             self.transport.resumeProducing()  # type: ignore[union-attr]
 
     # Sending ---------------------------------------------------------------
@@ -184,6 +189,8 @@ class GreetingProtocol(Protocol):
             if then_close:
                 self.close()
             return
+        if self._pending is None:
+            self._pending = deque()
         self._pending.append((self.factory.clock.seconds() + delay, payload, then_close))
         self._pending_bytes += len(payload)
         self.factory.counters.messages_answered += messages
@@ -204,13 +211,15 @@ class GreetingProtocol(Protocol):
         self._timer = None
         now = self.factory.clock.seconds()
         pending = self._pending
+        if pending is None:
+            return
         while pending and pending[0][0] <= now:
             _, payload, then_close = pending.popleft()
             self._pending_bytes -= len(payload)
             if payload:
                 self._write(payload)
             if then_close:
-                pending.clear()
+                self._pending = None
                 self.close()
                 return
         if self._pending_bytes <= self.factory.config.queue_limit // 2:
@@ -218,6 +227,7 @@ class GreetingProtocol(Protocol):
         if pending:
             self._schedule()
         else:
+            self._pending = None
             self._close_when_idle()
 
     def _close_when_idle(self) -> None:
@@ -339,10 +349,7 @@ class LineProtocol(GreetingProtocol):
     """
 
     greeting = GREETING + LINE_END
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._buffer = b""
+    _buffer = b""
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
