@@ -5,11 +5,14 @@ End to end: the installed C{twist net} answers the tutorial's own clients.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+
+from support import RunningServer
 
 LOOPBACK = "127.0.0.1"
 
 
-def test_tutorial_tcp_session(twist_net) -> None:
+def test_tutorial_tcp_session(twist_net: Callable[..., RunningServer]) -> None:
     """
     A tutorial-style raw socket client: greeting, three names without line
     endings, each answered, then C{exit} closes the connection.
@@ -25,7 +28,7 @@ def test_tutorial_tcp_session(twist_net) -> None:
     assert server.stop() in (0, -15)
 
 
-def test_tutorial_udp_client_unchanged(twist_net) -> None:
+def test_tutorial_udp_client_unchanged(twist_net: Callable[..., RunningServer]) -> None:
     """
     The tutorial's UDP client code, as written, against the server.
     """

@@ -8,8 +8,8 @@ C{connectionMade} (and with it the connection log line and the per-peer
 limit) sees the load balancer's address.  L{ProxyHeaderProtocol} instead
 holds the wrapped protocol back until the header is parsed, then connects
 it with the real client's address as its peer.  A connection that sends no
-valid header within L{ProxyHeaderFactory.header_timeout} seconds is
-refused (counted as C{proxy-header} or C{proxy-timeout}).
+valid header within the gate's deadline (L{twisted_net.gate}) is refused
+(counted as C{proxy-header} or C{proxy-timeout}).
 
 C{StreamListener} uses L{server_endpoint}, which routes every C{--listen}
 string that starts with C{haproxy:} here.
@@ -22,37 +22,29 @@ from typing import Any
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
     IAddress,
-    IDelayedCall,
-    IHalfCloseableProtocol,
-    IListeningPort,
     IProtocol,
-    IProtocolFactory,
-    IReactorTime,
     IStreamServerEndpoint,
 )
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
 from twisted.protocols.haproxy._info import ProxyInfo
 from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._v2parser import V2Parser
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.python.failure import Failure
-from zope.interface import directlyProvides, implementer, providedBy
 
-from .address import format_address
+from .gate import GatedEndpoint, GatedFactory, GatedProtocol, HandshakeGateFactory
 
 __all__ = [
     "PROXY_PREFIX",
+    "TLS_PREFIX",
     "ProxyHeaderProtocol",
     "ProxyHeaderFactory",
-    "ProxyHeaderEndpoint",
     "server_endpoint",
 ]
 
 PROXY_PREFIX = "haproxy:"
 """The C{--listen} prefix that puts the PROXY protocol in front of an endpoint."""
+
+TLS_PREFIX = "ssl:"
+"""The C{--listen} prefix of TLS endpoints, held back until the handshake."""
 
 _V1_SIGNATURE = V1Parser.PROXYSTR
 _V2_SIGNATURE = V2Parser.PREFIX
@@ -79,55 +71,32 @@ def _choose_parser(head: bytes) -> V1Parser | V2Parser | None:
     raise InvalidProxyHeader()
 
 
-@implementer(IHalfCloseableProtocol)
-class ProxyHeaderProtocol(ProtocolWrapper):
+class ProxyHeaderProtocol(GatedProtocol):
     """
     Read the PROXY header (version 1 or 2), then connect the wrapped
     protocol, with this wrapper as its transport: C{getPeer} and C{getHost}
     give the addresses from the header (the transport's own for a C{LOCAL}
     or C{UNKNOWN} header, as health checks send).
-
-    After the header, each read costs one extra call into the wrapped
-    protocol; half-close is passed on when the wrapped protocol supports it.
     """
 
-    factory: ProxyHeaderFactory
+    timeout_reason = "proxy-timeout"
 
     def __init__(self, factory: ProxyHeaderFactory, wrappedProtocol: IProtocol) -> None:
         super().__init__(factory, wrappedProtocol)
         self.info: ProxyInfo | None = None
         self._head = b""
         self._parser: V1Parser | V2Parser | None = None
-        self._connected = False
-        self._deadline: IDelayedCall | None = None
 
-    def makeConnection(self, transport: Any) -> None:
-        """
-        Take the transport, but keep the wrapped protocol waiting for the
-        header (and start the header deadline).
-        """
-        directlyProvides(self, providedBy(transport))
-        Protocol.makeConnection(self, transport)
-        self.factory.registerProtocol(self)
-        self._deadline = self.factory.clock.callLater(
-            self.factory.header_timeout, self._header_timed_out
-        )
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._connected:
-            self.wrappedProtocol.dataReceived(data)
-            return
-        if self.disconnecting:
-            return
+    def data_before_open(self, data: bytes) -> None:
         try:
             remaining = self._feed(data)
         except InvalidProxyHeader:
-            self._refuse("proxy-header")
+            self.refuse("proxy-header")
             return
         if self.info is None:
             return
-        self._connect_wrapped()
-        if remaining and self._connected:
+        self.open_gate()
+        if remaining and self.opened:
             self.wrappedProtocol.dataReceived(remaining)
 
     def _feed(self, data: bytes) -> bytes:
@@ -148,33 +117,6 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         self._parser = None
         return remaining or b""
 
-    def _connect_wrapped(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-        self._connected = True
-        self.wrappedProtocol.makeConnection(self)
-
-    def _header_timed_out(self) -> None:
-        self._deadline = None
-        self._refuse("proxy-timeout")
-
-    def _refuse(self, reason: str) -> None:
-        refusals = getattr(self.factory.wrappedFactory, "refusals", None)
-        if refusals is not None:
-            refusals.refuse(reason, format_address(self.transport.getPeer()))  # type: ignore[union-attr]
-        else:
-            self.factory.log.warn(
-                "Refused {peer}: {reason}",
-                event="refused",
-                peer=format_address(self.transport.getPeer()),  # type: ignore[union-attr]
-                reason=reason,
-            )
-        self.disconnecting = 1
-        self.transport.abortConnection()  # type: ignore[union-attr]
-
-    # Addresses: the client's, once the header said so ------------------
-
     def getPeer(self) -> IAddress:
         if self.info is not None and self.info.source is not None:
             return self.info.source
@@ -185,90 +127,31 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             return self.info.destination
         return self.transport.getHost()  # type: ignore[union-attr,no-any-return]
 
-    # Closing -------------------------------------------------------------
 
-    def readConnectionLost(self) -> None:
-        if self._connected and IHalfCloseableProtocol.providedBy(self.wrappedProtocol):
-            self.wrappedProtocol.readConnectionLost()
-        else:
-            self.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        if self._connected and IHalfCloseableProtocol.providedBy(self.wrappedProtocol):
-            self.wrappedProtocol.writeConnectionLost()
-        else:
-            self.loseConnection()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-        self.factory.unregisterProtocol(self)
-        if self._connected:
-            self.wrappedProtocol.connectionLost(reason)
-        self.wrappedProtocol = None
-
-
-class ProxyHeaderFactory(WrappingFactory):
+class ProxyHeaderFactory(GatedFactory):
     """
     Wrap a server factory so that its protocols see the client named by the
     PROXY header.
-
-    @ivar header_timeout: seconds a new connection has to send its header.
-    @ivar clock: where the header deadlines are scheduled.
     """
 
     protocol = ProxyHeaderProtocol
-    noisy = False
-    log = Logger(namespace="twisted_net")
-
-    def __init__(
-        self,
-        wrappedFactory: IProtocolFactory,
-        clock: IReactorTime | None = None,
-        header_timeout: float = 10.0,
-    ) -> None:
-        super().__init__(wrappedFactory)
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = reactor  # type: ignore[assignment]
-        assert clock is not None
-        self.clock = clock
-        self.header_timeout = header_timeout
 
     def logPrefix(self) -> str:
         return f"{super().logPrefix()} (PROXY)"
 
 
-@implementer(IStreamServerEndpoint)
-class ProxyHeaderEndpoint:
-    """
-    A server endpoint whose connections start with a PROXY header.
-    """
-
-    def __init__(
-        self,
-        wrapped: IStreamServerEndpoint,
-        clock: IReactorTime | None = None,
-        header_timeout: float = 10.0,
-    ) -> None:
-        self.wrapped = wrapped
-        self.clock = clock
-        self.header_timeout = header_timeout
-
-    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
-        return self.wrapped.listen(  # type: ignore[no-any-return]
-            ProxyHeaderFactory(protocolFactory, self.clock, self.header_timeout)
-        )
-
-
 def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
     """
     Parse a C{--listen} string like Twisted's C{serverFromString}, except
-    that C{haproxy:INNER} gives a L{ProxyHeaderEndpoint} around C{INNER}.
+    that the greeting protocol is held back until the connection is open:
+    C{haproxy:INNER} waits for the PROXY header (L{ProxyHeaderFactory}),
+    C{ssl:...} for the TLS handshake (L{HandshakeGateFactory}).
     """
     if description.startswith(PROXY_PREFIX):
         inner = serverFromString(reactor, description[len(PROXY_PREFIX):])
-        return ProxyHeaderEndpoint(inner, reactor)
-    return serverFromString(reactor, description)  # type: ignore[no-any-return]
+        return GatedEndpoint(inner, ProxyHeaderFactory)
+    endpoint = serverFromString(reactor, description)
+    if description.startswith(TLS_PREFIX):
+        return GatedEndpoint(endpoint, HandshakeGateFactory)
+    return endpoint  # type: ignore[no-any-return]
+

@@ -4,63 +4,128 @@ A lean epoll reactor for small-message servers (C{twist --reactor netepoll}).
 It is Twisted's own L{EPollReactor} with two costs removed from the
 per-message path, both measured on this project's greeting server:
 
-  - B{write-through}: Twisted's TCP C{transport.write} only buffers, and the
-    bytes leave on the next reactor iteration after an extra C{epoll_ctl}
-    to watch for writability (upstream ticket 5303).  Here a write to a
-    connection whose buffer is empty is sent at once; only what the kernel
-    does not take is buffered, exactly as before, so backpressure and
-    producers behave as with Twisted's transports.
+  - B{write-through}: Twisted's TCP C{transport.write} only buffers and asks
+    epoll to report writability (an C{epoll_ctl} to add the writer, a trip
+    through C{epoll_wait}, another C{epoll_ctl} to remove it; upstream
+    ticket 5303).  Here the server transports written to during a reactor
+    iteration are flushed by the reactor itself at the end of that
+    iteration, by the transport's own C{doWrite}; only a connection whose
+    bytes the kernel does not take all at once is registered with epoll,
+    exactly as before.  Writes of one iteration still leave in one C{send}
+    per connection, so a protocol that writes a header and a body does not
+    meet Nagle's algorithm and the peer's delayed ACK (sending each
+    C{write} at once costs such a protocol about 40 ms a reply).  Buffering,
+    producers and backpressure, half-close and C{loseConnection} are
+    Twisted's own code paths.
   - B{no per-event log context}: C{EPollReactor.doPoll} wraps every event in
     C{log.callWithLogger}, which only sets the C{system} prefix of legacy
     C{twisted.python.log} messages; this reactor dispatches directly.
     Events logged with C{twisted.logger} are unaffected.
 
-Everything else (timers, threads, signals, UDP, TLS, endpoints, socket
-adoption) is inherited unchanged.
+Everything else (timers, threads, signals, UDP, TLS, clients, endpoints,
+socket adoption) is inherited unchanged.
 """
 
 from __future__ import annotations
 
 import errno
 import socket
-from typing import Any
+import sys
+from typing import Any, Iterable
 
 from twisted.internet import tcp
 from twisted.internet.epollreactor import EPollReactor
-from twisted.internet.main import installReactor
+from twisted.internet.main import CONNECTION_LOST, installReactor
+from twisted.python import log
 
 __all__ = ["NetReactor", "WriteThroughServer", "WriteThroughPort", "install"]
 
 
 class WriteThroughServer(tcp.Server):
     """
-    A server-side TCP transport that sends at once when nothing is queued.
+    A server-side TCP transport whose writes are sent by the reactor at the
+    end of the current iteration, without a round through epoll.
+
+    Only the C{startWriting} of L{twisted.internet.abstract.FileDescriptor.write}
+    changes: a transport with nothing queued is put on its reactor's flush
+    list instead of being registered as an epoll writer.  Writes through a
+    C{startTLS} layer, writes to a transport with bytes already queued (it
+    is registered as a writer) and anything but C{bytes} take Twisted's
+    unchanged path.
+
+    @ivar _flush_queued: this transport is on the reactor's flush list.
     """
+
+    reactor: NetReactor
+    _flush_queued = False
 
     def write(self, data: bytes) -> None:
         if (
-            data
-            and self.connected
-            and not self.disconnecting
-            and not self._writeDisconnecting
-            and not self._tempDataLen
-            and self.offset == len(self.dataBuffer)
-            and type(data) is bytes
+            type(data) is not bytes
+            or self.TLS
+            or self._aborting
+            or not self.connected
+            or self._writeDisconnected
         ):
-            try:
-                sent = self.socket.send(data)
-            except OSError:
-                # Would block, or the connection broke: either way the
-                # ordinary write path retries, and reports any error, from
-                # doWrite.
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        super().write(data)
+            super().write(data)
+            return
+        if not data:
+            return
+        queued = self._tempDataLen or self.offset != len(self.dataBuffer)
+        self._tempDataBuffer.append(data)
+        self._tempDataLen += len(data)
+        self._maybePauseProducer()
+        if not queued and not self._flush_queued:
+            self._flush_queued = True
+            self.reactor.flush_at_end_of_iteration(self)
 
-    def writeSequence(self, iovec: Any) -> None:
+    def writeSequence(self, iovec: Iterable[bytes]) -> None:
+        if self.TLS:
+            super().writeSequence(iovec)
+            return
         self.write(b"".join(iovec))
+
+    def send_queued(self) -> object:
+        """
+        Send what was written this iteration; called by the reactor.
+
+        The common case, a connection with only this iteration's bytes queued
+        and no close or paused producer waiting on them, is one C{send};
+        everything else is Twisted's C{doWrite}.
+
+        @return: what C{doWrite} returns: C{None}, or why the connection is
+            lost.
+        """
+        if (
+            self.dataBuffer
+            or self.disconnecting
+            or self._writeDisconnecting
+            or (self.producer is not None and (self.producerPaused or not self.streamingProducer))
+        ):
+            return self.doWrite()
+        chunks = self._tempDataBuffer
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._tempDataBuffer = []
+        self._tempDataLen = 0
+        try:
+            sent = self.socket.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as error:
+            if error.errno == errno.ENOBUFS:
+                sent = 0
+            else:
+                return CONNECTION_LOST
+        if sent < len(data):
+            self.dataBuffer = data
+            self.offset = sent
+        return None
+
+    def has_unsent_data(self) -> bool:
+        """
+        Whether bytes written are still waiting for the kernel to take them.
+        """
+        return bool(self._tempDataLen or self.offset != len(self.dataBuffer))
 
 
 class WriteThroughPort(tcp.Port):
@@ -76,6 +141,10 @@ class NetReactor(EPollReactor):
     L{EPollReactor} with write-through TCP server transports and direct
     event dispatch.
     """
+
+    def __init__(self) -> None:
+        self._unflushed: list[WriteThroughServer] = []
+        super().__init__()
 
     def listenTCP(
         self, port: int, factory: Any, backlog: int = 50, interface: str = ""
@@ -95,7 +164,44 @@ class NetReactor(EPollReactor):
         listening.startListening()
         return listening
 
+    def flush_at_end_of_iteration(self, transport: WriteThroughServer) -> None:
+        """
+        Send C{transport}'s queued bytes before the reactor next waits.
+        """
+        self._unflushed.append(transport)
+
+    def _flush_writes(self) -> None:
+        """
+        Send what every transport on the flush list has queued, with its own
+        C{doWrite}, as a writability event would; register only those the
+        kernel did not take everything from as epoll writers.
+        """
+        transports, self._unflushed = self._unflushed, []
+        for transport in transports:
+            transport._flush_queued = False
+            if not transport.connected or transport._aborting:
+                continue
+            try:
+                why = transport.send_queued()
+            except BaseException:
+                why = sys.exc_info()[1]
+                log.err()
+            try:
+                if why:
+                    self._disconnectSelectable(transport, why, False)
+                elif transport.has_unsent_data():
+                    transport.startWriting()
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                log.err()
+
     def doPoll(self, timeout: float | None) -> None:
+        if self._unflushed:
+            # Written by timed or thread calls since the last poll; whatever
+            # flushing them runs may schedule more, so do not block.
+            self._flush_writes()
+            timeout = 0
         if timeout is None:
             timeout = -1
         try:
@@ -109,7 +215,16 @@ class NetReactor(EPollReactor):
         for fd, event in events:
             selectable = selectables.get(fd)
             if selectable is not None:
-                dispatch(selectable, fd, event)
+                try:
+                    dispatch(selectable, fd, event)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:
+                    # What log.callWithLogger does for EPollReactor: an
+                    # error in connectionLost must not cost the other events.
+                    log.err()
+        if self._unflushed:
+            self._flush_writes()
 
     doIteration = doPoll
 

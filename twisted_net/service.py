@@ -5,17 +5,20 @@ L{NetService} that owns them and stops them gracefully.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.logger import Logger
 
+from .accepting import GuardedListeningReactor
 from .address import format_address
 from .config import ServerConfig
 from .datagram import GreetingDatagramProtocol, receive_buffer_size
+from .hello import error_line
+from .proxy import server_endpoint
 from .stream import GreetingFactory
 
 __all__ = ["StreamListener", "DatagramListener", "NetService"]
@@ -30,9 +33,14 @@ class StreamListener(Service):
     Listening happens synchronously in L{startService} for every endpoint
     that can (all of Twisted's own do), so a failure to listen surfaces
     there as an exception.
+
+    @ivar inherited_socket: a socket already bound and listening, to serve
+        instead of binding one (a worker of C{twist net --workers} gets it
+        from its supervisor).
     """
 
     log = Logger(namespace="twisted_net")
+    inherited_socket: socket.socket | None = None
 
     def __init__(self, description: str, factory: GreetingFactory, reactor: Any) -> None:
         self.description = description
@@ -41,7 +49,11 @@ class StreamListener(Service):
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
-        endpoint = serverFromString(self.reactor, self.description)
+        reactor = GuardedListeningReactor(
+            self.reactor, self.factory.refusals, error_line("server busy"),
+            inherited=self.inherited_socket,
+        )
+        endpoint = server_endpoint(reactor, self.description)
         result: list[Any] = []
         endpoint.listen(self.factory).addBoth(result.append)
         if not result:
@@ -70,9 +82,13 @@ class StreamListener(Service):
 class DatagramListener(Service):
     """
     Listen for UDP datagrams on one host and port (IPv4 or IPv6).
+
+    @ivar inherited_socket: a socket already bound, to serve instead of
+        binding one (see L{StreamListener.inherited_socket}).
     """
 
     log = Logger(namespace="twisted_net")
+    inherited_socket: socket.socket | None = None
 
     def __init__(
         self, host: str, port: int, protocol: GreetingDatagramProtocol, reactor: IReactorUDP
@@ -84,12 +100,22 @@ class DatagramListener(Service):
         self.port: Any = None
 
     def startService(self) -> None:
-        self.port = self.reactor.listenUDP(
-            self.port_number,
-            self.protocol,
-            interface=self.host,
-            maxPacketSize=receive_buffer_size(self.protocol.config),
-        )
+        inherited = self.inherited_socket
+        if inherited is not None:
+            self.port = self.reactor.adoptDatagramPort(
+                inherited.fileno(),
+                inherited.family,
+                self.protocol,
+                maxPacketSize=receive_buffer_size(self.protocol.config),
+            )
+            inherited.close()  # the port serves its own duplicate
+        else:
+            self.port = self.reactor.listenUDP(
+                self.port_number,
+                self.protocol,
+                interface=self.host,
+                maxPacketSize=receive_buffer_size(self.protocol.config),
+            )
         super().startService()
         self.log.info(
             "Listening on UDP at {address}",
@@ -149,6 +175,13 @@ class NetService(MultiService):
                 )
             return self.factory.drain()
 
+        def report(_: object) -> None:
+            self.log.info(
+                "Stopped: {counters}",
+                event="stopped",
+                counters=self.factory.counters.snapshot(),
+            )
+
         result: Deferred[None] = Deferred()
-        stopped.addCallback(drain).chainDeferred(result)
+        stopped.addCallback(drain).addCallback(report).chainDeferred(result)
         return result

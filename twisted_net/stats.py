@@ -8,13 +8,17 @@ L{twisted_net.metrics}) read them when asked.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["Counters", "RefusalLog"]
+__all__ = ["Counters", "RefusalLog", "LATENCY_BOUNDS"]
+
+LATENCY_BOUNDS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds (seconds) of the reply latency histogram's buckets."""
 
 
 class Counters:
@@ -34,6 +38,17 @@ class Counters:
         self.bytes_out = 0
         self.udp_send_errors = 0
         self.refusals: Counter[str] = Counter()
+        self.latency_buckets = [0] * (len(LATENCY_BOUNDS) + 1)
+        self.latency_sum = 0.0
+
+    def observe_latency(self, seconds: float) -> None:
+        """
+        Count one reply latency in its histogram bucket (the last bucket is
+        above every bound).  Called for delayed replies only, once per batch
+        of replies written together, so it stays off the immediate path.
+        """
+        self.latency_buckets[bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        self.latency_sum += seconds
 
     def snapshot(self) -> dict[str, Any]:
         """

@@ -100,9 +100,13 @@ class GreetingProtocol(Protocol):
             return
         self._admitted = True
         self.last_activity = factory.now
+        # The greeting goes out before the protocol becomes the transport's
+        # producer: a TLS transport buffers it until its handshake is done
+        # and pauses its producer meanwhile, and pausing would stop reading
+        # the very handshake it waits for.
+        self._write(self.greeting)
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         self._producing = True
-        self._write(self.greeting)
         if factory.draining:
             self.drain()
 
@@ -143,7 +147,7 @@ class GreetingProtocol(Protocol):
         """
         The transport's write buffer is full: stop reading from the peer.
         """
-        self.paused_since = self.factory.now
+        self.paused_since = self.factory.clock.seconds()
         self._pause(_BACKPRESSURE)
 
     def resumeProducing(self) -> None:
@@ -214,10 +218,11 @@ class GreetingProtocol(Protocol):
         if pending is None:
             return
         while pending and pending[0][0] <= now:
-            _, payload, then_close = pending.popleft()
+            due, payload, then_close = pending.popleft()
             self._pending_bytes -= len(payload)
             if payload:
                 self._write(payload)
+                self.factory.counters.observe_latency(now - due + self.factory.config.delay)
             if then_close:
                 self._pending = None
                 self.close()
@@ -241,7 +246,7 @@ class GreetingProtocol(Protocol):
         self._closing = True
         if self.closing_since is not None:
             return
-        self.closing_since = self.factory.now
+        self.closing_since = self.factory.clock.seconds()
         if self._producing:
             self._producing = False
             self.transport.unregisterProducer()  # type: ignore[union-attr]

@@ -115,6 +115,8 @@ class Options(usage.Options):
          "send at once above the rate.", _number(int, "--udp-burst", 1)],
         ["shutdown-timeout", None, _DEFAULTS.shutdown_timeout, "On stop, seconds "
          "to wait for owed replies before aborting.", _number(float, "--shutdown-timeout")],
+        ["metrics", None, None, "Serve Prometheus metrics over HTTP at /metrics on this "
+         "Twisted endpoint, e.g. tcp:9100:interface=127.0.0.1 (default: off)."],
     ]
 
     compData = usage.Completions(optActions={"framing": usage.CompleteList(list(FRAMINGS))})
@@ -123,6 +125,24 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["udp"] = []
+        self._refused = False
+
+    def parseOptions(self, options: Any = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError:
+            self._refused = True
+            raise
+
+    def getUsage(self, width: int | None = None) -> str:
+        """
+        The full option list, except after a bad command line: then C{twist}
+        prints the error and this one line under it, so that the error is
+        not lost above fifty lines of help.
+        """
+        if self._refused:
+            return "Run 'twist net --help' to see every option.\n"
+        return super().getUsage(width)
 
     def opt_listen(self, description: str) -> None:
         """
@@ -166,6 +186,13 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     f"bad --listen endpoint {description!r}: {error}"
                 ) from None
+        if self["metrics"] is not None:
+            try:
+                serverFromString(reactor, self["metrics"])
+            except Exception as error:
+                raise usage.UsageError(
+                    f"bad --metrics endpoint {self['metrics']!r}: {error}"
+                ) from None
         self["config"] = ServerConfig(
             delay=self["delay"],
             max_message=self["max-message"],
@@ -190,7 +217,7 @@ class _ExitOnListenFailure(NetService):
     def startService(self) -> None:
         try:
             super().startService()
-        except (CannotListenError, OSError, ValueError) as error:
+        except (CannotListenError, OSError, ValueError, OverflowError) as error:
             for child in list(self):
                 if child.running:
                     child.stopService()
@@ -199,12 +226,14 @@ class _ExitOnListenFailure(NetService):
 
 def build_service(config: ServerConfig, framing: str, listen: list[str],
                   udp: list[tuple[str, int]], reactor: Any = None,
-                  service_class: type[NetService] = NetService) -> NetService:
+                  service_class: type[NetService] = NetService,
+                  metrics: str | None = None) -> NetService:
     """
     Wire one factory and one datagram protocol to every listener.
 
     @param listen: TCP server endpoint strings.
     @param udp: C{(host, port)} pairs to listen on for UDP.
+    @param metrics: server endpoint string for the Prometheus page, or C{None}.
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -218,6 +247,10 @@ def build_service(config: ServerConfig, framing: str, listen: list[str],
     for index, (host, port) in enumerate(udp):
         protocol = datagrams if index == 0 else datagrams.for_another_port()
         DatagramListener(host, port, protocol, reactor).setServiceParent(service)
+    if metrics is not None:
+        from .metrics import MetricsService
+
+        MetricsService(metrics, factory.counters, reactor).setServiceParent(service)
     return service
 
 
@@ -231,4 +264,5 @@ def makeService(config: Options) -> IService:
         config["listen"],
         config["udp"],
         service_class=_ExitOnListenFailure,
+        metrics=config["metrics"],
     )

@@ -1,0 +1,578 @@
+#!/usr/bin/env python3
+"""
+Benchmark C{twist net} against peer servers of the same protocol.
+
+Builds the C load driver and the C epoll server into C{benchmarks/build/},
+then, for several rounds, starts each server fresh for each scenario (pinned
+to one CPU, on 127.0.0.1 and a free port), waits until it answers, runs the C
+driver (pinned to the other CPU) for a few seconds, and reads the server's
+memory and CPU time from C{/proc}.  Servers are interleaved round-robin within
+each round so that background noise spreads over all of them.  Prints the
+median of each (server, scenario) and its ratio to the baseline (uvloop),
+writes every run to C{benchmarks/results/*.json} and draws the ratios into
+C{benchmarks/chart.png}.
+
+Run from the repository, in a virtualenv with the project installed with its
+C{bench} extra (C{pip install '.[bench]'})::
+
+    python benchmarks/run.py                       # everything, 3 rounds of 3 s
+    python benchmarks/run.py --servers twisted,uvloop --scenarios lockstep-50
+    python benchmarks/run.py --ours 'twist --reactor asyncio --log-level warn net {net_args}'
+    python benchmarks/run.py --compare benchmarks/results/latest.json
+
+Server commands are templates: C{{host}}, C{{port}}, C{{python}} (this
+interpreter), C{{bin}} (its scripts directory), C{{peers}}, C{{build}} and,
+for C{twist net}, C{{net_args}} (listen addresses and limits switched off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BUILD = HERE / "build"
+PEERS = HERE / "peers"
+RESULTS = HERE / "results"
+CHART = HERE / "chart.png"
+
+NET_ARGS = (
+    "--listen tcp:{port}:interface={host}:backlog=4096 --udp {host}:{port} "
+    "--max-connections 20000 --max-per-peer 0 --udp-rate 0 "
+    "--idle-timeout 0 --message-timeout 0 --write-timeout 0"
+)
+"""C{twist net} options for a benchmark: our addresses, every limit off."""
+
+SERVERS: dict[str, str] = {
+    "twisted": "{bin}/twist --log-level warn net {net_args}",
+    "threaded": "{python} {peers}/threaded.py --host {host} --port {port}",
+    "asyncio": "{python} {peers}/asyncio_server.py --host {host} --port {port}",
+    "uvloop": "{python} {peers}/asyncio_server.py --host {host} --port {port} --uvloop",
+    "epoll-c": "{build}/epoll_server --host {host} --port {port}",
+}
+"""The servers compared, by name: command templates."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """
+    One load shape, as C{driver} options.
+    """
+
+    kind: str
+    connections: int
+    depth: int = 1
+
+    def driver_args(self) -> list[str]:
+        args = ["--scenario", self.kind, "--connections", str(self.connections)]
+        if self.kind == "pipeline":
+            args += ["--depth", str(self.depth)]
+        return args
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "lockstep-50": Scenario("lockstep", 50),
+    "lockstep-1k": Scenario("lockstep", 1000),
+    "lockstep-10k": Scenario("lockstep", 10000),
+    "pipeline-10x16": Scenario("pipeline", 10, 16),
+    "churn-50": Scenario("churn", 50),
+    "udp-50": Scenario("udp", 50),
+}
+
+
+# Building ------------------------------------------------------------------
+
+def build(directory: Path = BUILD, verbose: bool = True) -> dict[str, Path]:
+    """
+    Compile the C driver and C server with the system C{cc -O2} when their
+    sources are newer than the binaries.
+
+    @return: the binaries by name.
+    """
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise SystemExit("run.py: error: no C compiler (cc) found")
+    directory.mkdir(parents=True, exist_ok=True)
+    sources = {"driver": HERE / "driver.c", "epoll_server": PEERS / "epoll_server.c"}
+    binaries = {}
+    for name, source in sources.items():
+        binary = directory / name
+        if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+            if verbose:
+                print(f"building {binary}", file=sys.stderr)
+            subprocess.run([cc, "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
+        binaries[name] = binary
+    return binaries
+
+
+# Servers -------------------------------------------------------------------
+
+def raise_nofile() -> None:
+    """
+    Raise our open-files limit to the hard one; the servers inherit it.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port(host: str) -> int:
+    """
+    A port free for both TCP and UDP on C{host} (racy, but retried on use).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port: int = tcp.getsockname()[1]
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+def pinned(cpu: str | None, command: list[str]) -> list[str]:
+    """
+    C{command} run on CPU C{cpu} (via C{taskset}, which execs it: same PID).
+    """
+    if cpu is None or shutil.which("taskset") is None:
+        return command
+    return ["taskset", "-c", cpu, *command]
+
+
+def answers(host: str, port: int, udp: bool, timeout: float = 0.5) -> bool:
+    """
+    Whether a greeting server answers on C{port}: TCP C{Welcome!}, then (if
+    C{udp}) a datagram answered with C{Hello, ready!}.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as tcp:
+            got = b""
+            while len(got) < 8:
+                chunk = tcp.recv(64)
+                if not chunk:
+                    return False
+                got += chunk
+            if not got.startswith(b"Welcome!"):
+                return False
+            tcp.sendall(b"exit")
+        if udp:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(timeout)
+                sock.sendto(b"ready", (host, port))
+                data, _ = sock.recvfrom(256)
+                return data == b"Hello, ready!"
+        return True
+    except OSError:
+        return False
+
+
+class Server:
+    """
+    One server process started for one run.
+    """
+
+    def __init__(self, name: str, template: str, host: str, port: int, cpu: str | None,
+                 build_dir: Path) -> None:
+        fields = {
+            "host": host,
+            "port": port,
+            "python": sys.executable,
+            "bin": str(Path(sys.executable).parent),
+            "peers": str(PEERS),
+            "build": str(build_dir),
+        }
+        fields["net_args"] = NET_ARGS.format(**fields)
+        self.name = name
+        self.command = shlex.split(template.format(**fields))
+        self.host = host
+        self.port = port
+        self._log = (build_dir / "logs" / f"{name}.log").open("ab")
+        self.process = subprocess.Popen(
+            pinned(cpu, self.command), stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, udp: bool, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
+            if answers(self.host, self.port, udp):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer within {timeout} s")
+
+    def proc_status(self) -> dict[str, int]:
+        """
+        C{VmRSS} and C{VmHWM} in KiB, from C{/proc/PID/status}.
+        """
+        found: dict[str, int] = {}
+        try:
+            text = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return found
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0])
+        return found
+
+    def cpu_seconds(self) -> float:
+        """
+        User plus system CPU time used so far (all threads).
+        """
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
+# Running -------------------------------------------------------------------
+
+def run_driver(driver: Path, host: str, port: int, scenario: Scenario, options: argparse.Namespace,
+               ) -> tuple[dict[str, Any], float]:
+    """
+    Run the C driver once; return its JSON result and its CPU seconds.
+    """
+    command = pinned(options.driver_cpu, [
+        str(driver), "--host", host, "--port", str(port), *scenario.driver_args(),
+        "--duration", str(options.duration), "--message", options.message,
+        "--threads", str(options.driver_threads),
+    ])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True,
+                          timeout=options.duration + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"driver failed ({done.returncode}): {done.stderr.strip()}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result, cpu
+
+
+def one_run(name: str, template: str, scenario_name: str, driver: Path,
+            options: argparse.Namespace) -> dict[str, Any]:
+    """
+    Start C{name} fresh, load it with one scenario, stop it.
+    """
+    scenario = SCENARIOS[scenario_name]
+    host = options.host
+    port = free_port(host)
+    cpu = None if options.no_pin else options.server_cpu
+    server = Server(name, template, host, port, cpu, options.build)
+    record: dict[str, Any] = {"server": name, "scenario": scenario_name, "port": port,
+                              "command": server.command}
+    try:
+        server.wait_ready(udp=scenario.kind == "udp")
+        cpu_before = server.cpu_seconds()
+        started = time.monotonic()
+        result, driver_cpu = run_driver(driver, host, port, scenario, options)
+        wall = time.monotonic() - started
+        server_cpu = server.cpu_seconds() - cpu_before
+        status = server.proc_status()
+        alive = server.process.poll() is None
+        record.update(
+            result=result,
+            msgs_per_s=result["msgs_per_s"],
+            p50_us=result["latency_us"]["p50"],
+            p99_us=result["latency_us"]["p99"],
+            errors=result["errors"] + (0 if alive else 1),
+            server_alive=alive,
+            rss_kib=status.get("VmRSS", 0),
+            peak_rss_kib=status.get("VmHWM", 0),
+            server_cpu=server_cpu / wall,
+            driver_cpu=driver_cpu / wall,
+        )
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
+        record.update(error=str(error), msgs_per_s=0.0, p50_us=0.0, p99_us=0.0, errors=1,
+                      rss_kib=0, peak_rss_kib=0, server_cpu=0.0, driver_cpu=0.0)
+    finally:
+        server.stop()
+    return record
+
+
+def summarise(runs: list[dict[str, Any]], servers: list[str], scenarios: list[str],
+              baseline: str) -> dict[str, dict[str, dict[str, float]]]:
+    """
+    The median of every figure per (scenario, server), and the ratio of its
+    messages per second to the baseline's.
+    """
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for scenario in scenarios:
+        rows: dict[str, dict[str, float]] = {}
+        for server in servers:
+            mine = [r for r in runs if r["server"] == server and r["scenario"] == scenario]
+            if not mine:
+                continue
+            rows[server] = {
+                key: float(statistics.median(r[key] for r in mine))
+                for key in ("msgs_per_s", "p50_us", "p99_us", "peak_rss_kib", "rss_kib",
+                            "server_cpu", "driver_cpu")
+            }
+            rows[server]["errors"] = float(sum(r["errors"] for r in mine))
+            rows[server]["rounds"] = float(len(mine))
+        base = rows.get(baseline, {}).get("msgs_per_s", 0.0)
+        for row in rows.values():
+            row["ratio"] = row["msgs_per_s"] / base if base else float("nan")
+        summary[scenario] = rows
+    return summary
+
+
+# Reporting -----------------------------------------------------------------
+
+def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
+                 previous: dict[str, Any] | None = None) -> str:
+    """
+    The summary as a plain-text table (one block per scenario), then the
+    ratio matrix.
+    """
+    lines = []
+    header = (f"{'scenario':<15} {'server':<10} {'msgs/s':>10} {'x ' + baseline:>9} "
+              f"{'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} {'errors':>6} {'srv CPU':>7} "
+              f"{'drv CPU':>7}")
+    if previous:
+        header += f" {'vs prev':>8}"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for scenario, rows in summary.items():
+        for server, row in rows.items():
+            line = (f"{scenario:<15} {server:<10} {row['msgs_per_s']:>10,.0f} "
+                    f"{row['ratio']:>9.2f} {row['p50_us'] / 1000:>8.2f} "
+                    f"{row['p99_us'] / 1000:>8.2f} {row['peak_rss_kib'] / 1024:>7.1f} "
+                    f"{row['errors']:>6.0f} {row['server_cpu']:>7.0%} {row['driver_cpu']:>7.0%}")
+            if previous:
+                old = previous.get(scenario, {}).get(server, {}).get("msgs_per_s")
+                line += f" {row['msgs_per_s'] / old - 1:>+8.0%}" if old else f" {'-':>8}"
+            lines.append(line)
+        lines.append("")
+    servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
+    lines.append(f"messages/s relative to {baseline} (median of rounds):")
+    lines.append(f"{'':<15}" + "".join(f"{s:>10}" for s in servers))
+    for scenario, rows in summary.items():
+        cells = "".join(
+            f"{rows[s]['ratio']:>10.2f}" if s in rows else f"{'-':>10}" for s in servers
+        )
+        lines.append(f"{scenario:<15}{cells}")
+    return "\n".join(lines)
+
+
+def draw_chart(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
+               path: Path, title: str) -> None:
+    """
+    Grouped bars: for each scenario, each server's messages/s relative to the
+    baseline (log scale), labelled with the ratio.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(summary)
+    servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
+    width = 0.8 / max(len(servers), 1)
+    figure, axes = plt.subplots(figsize=(11, 5.5), dpi=110)
+    for index, server in enumerate(servers):
+        xs = [i + (index - (len(servers) - 1) / 2) * width for i in range(len(scenarios))]
+        ratios = [summary[s].get(server, {}).get("ratio", 0.0) or 0.0 for s in scenarios]
+        bars = axes.bar(xs, [max(r, 1e-3) for r in ratios], width, label=server)
+        for bar, ratio in zip(bars, ratios, strict=True):
+            axes.annotate(f"{ratio:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                          ha="center", va="bottom", fontsize=7, rotation=90,
+                          xytext=(0, 2), textcoords="offset points")
+    axes.set_yscale("log")
+    axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    axes.set_xticks(range(len(scenarios)))
+    axes.set_xticklabels(scenarios)
+    axes.set_ylabel(f"messages/s relative to {baseline} (log)")
+    axes.set_title(title, fontsize=10)
+    axes.legend(ncol=len(servers), fontsize=8, loc="upper center",
+                bbox_to_anchor=(0.5, -0.08))
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def machine() -> dict[str, Any]:
+    """
+    What the figures were measured on.
+    """
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for module in ("twisted", "uvloop", "twisted_net"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception:
+            versions[module] = None
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "load_average": os.getloadavg(),
+    }
+
+
+# Command line ----------------------------------------------------------------
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help="comma-separated servers to run (default: %(default)s)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="comma-separated scenarios (default: %(default)s)")
+    parser.add_argument("--ours", metavar="TEMPLATE",
+                        help="command template for 'twisted' (default: "
+                             f"{SERVERS['twisted']!r})")
+    parser.add_argument("--server", action="append", default=[], metavar="NAME=TEMPLATE",
+                        help="add (or replace) a server, e.g. "
+                             "'twisted-asyncio={bin}/twist --reactor asyncio net {net_args}'; "
+                             "it is added to --servers")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (default: %(default)s)")
+    parser.add_argument("--duration", type=float, default=3.0,
+                        help="seconds of load per run (default: %(default)s)")
+    parser.add_argument("--baseline", default="uvloop",
+                        help="server the ratios are relative to (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to use")
+    parser.add_argument("--message", default="bench", help="the name sent (default: bench)")
+    parser.add_argument("--server-cpu", default="0", help="CPU for servers (default: 0)")
+    parser.add_argument("--driver-cpu", default="1", help="CPU for the driver (default: 1)")
+    parser.add_argument("--driver-threads", type=int, default=1)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers to a CPU")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="directory for the JSON results (default: benchmarks/results)")
+    parser.add_argument("--chart", type=Path, default=CHART,
+                        help="where to draw the chart (default: benchmarks/chart.png)")
+    parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
+    parser.add_argument("--build", type=Path, default=BUILD,
+                        help="directory for the C binaries and server logs "
+                             "(default: benchmarks/build)")
+    parser.add_argument("--compare", type=Path, metavar="JSON",
+                        help="an earlier result file: show the change in messages/s")
+    options = parser.parse_args(argv)
+    options.templates = dict(SERVERS)
+    if options.ours:
+        options.templates["twisted"] = options.ours
+    names = [s for s in options.servers.split(",") if s]
+    for spec in options.server:
+        name, sep, template = spec.partition("=")
+        if not sep or not name or not template:
+            parser.error(f"--server wants NAME=TEMPLATE, not {spec!r}")
+        options.templates[name] = template
+        if name not in names:
+            names.append(name)
+    unknown = [n for n in names if n not in options.templates]
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(unknown)}")
+    options.server_names = names
+    options.scenario_names = [s for s in options.scenarios.split(",") if s]
+    unknown = [s for s in options.scenario_names if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}; "
+                     f"choose from {', '.join(SCENARIOS)}")
+    if options.rounds < 1 or options.duration <= 0:
+        parser.error("--rounds and --duration must be positive")
+    if options.driver_cpu == "none":
+        options.driver_cpu = None
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    if "uvloop" in options.server_names:
+        try:
+            __import__("uvloop")
+        except ImportError:
+            print("uvloop is not installed (pip install '.[bench]'); skipping it",
+                  file=sys.stderr)
+            options.server_names.remove("uvloop")
+    raise_nofile()
+    binaries = build(options.build)
+    (options.build / "logs").mkdir(exist_ok=True)
+    runs: list[dict[str, Any]] = []
+    servers = options.server_names
+    started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    total = options.rounds * len(options.scenario_names) * len(servers)
+    for round_number in range(options.rounds):
+        shift = round_number % len(servers)
+        order = servers[shift:] + servers[:shift]
+        for scenario in options.scenario_names:
+            for name in order:
+                record = one_run(name, options.templates[name], scenario, binaries["driver"],
+                                 options)
+                record["round"] = round_number
+                runs.append(record)
+                note = record.get("error") or (
+                    f"{record['msgs_per_s']:>10,.0f} msgs/s  p99 {record['p99_us'] / 1000:.2f} ms"
+                    f"  errors {record['errors']}")
+                print(f"[{len(runs)}/{total}] round {round_number + 1} {scenario:<15} "
+                      f"{name:<10} {note}", file=sys.stderr, flush=True)
+    summary = summarise(runs, servers, options.scenario_names, options.baseline)
+    previous = None
+    if options.compare:
+        previous = json.loads(options.compare.read_text())["summary"]
+    print(format_table(summary, options.baseline, previous))
+    meta = machine()
+    meta.update(started=started, argv=sys.argv[1:], rounds=options.rounds,
+                duration=options.duration, baseline=options.baseline,
+                templates={n: options.templates[n] for n in servers},
+                pinned={"server": None if options.no_pin else options.server_cpu,
+                        "driver": options.driver_cpu})
+    options.results.mkdir(parents=True, exist_ok=True)
+    path = options.results / f"bench-{started}.json"
+    document = {"meta": meta, "summary": summary, "runs": runs}
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    (options.results / "latest.json").write_text(path.read_text())
+    print(f"\nresults: {path}", file=sys.stderr)
+    if not options.no_chart:
+        title = (f"{len(servers)} servers, {options.rounds} rounds x {options.duration:g} s, "
+                 f"server on CPU {options.server_cpu}, driver on CPU {options.driver_cpu} "
+                 f"({meta['cpu']}, {meta['cpus']} CPUs)")
+        draw_chart(summary, options.baseline, options.chart, title)
+        print(f"chart: {options.chart}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
