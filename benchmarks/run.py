@@ -67,6 +67,10 @@ SERVERS: dict[str, str] = {
 """The servers compared, by name: command templates."""
 
 
+SATURATED = 0.9
+"""CPU share above which a process is taken as the bottleneck of a run."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     """
@@ -313,6 +317,7 @@ def one_run(name: str, template: str, scenario_name: str, driver: Path,
             peak_rss_kib=status.get("VmHWM", 0),
             server_cpu=server_cpu / wall,
             driver_cpu=driver_cpu / wall,
+            load_average=os.getloadavg()[0],
         )
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
         record.update(error=str(error), msgs_per_s=0.0, p50_us=0.0, p99_us=0.0, errors=1,
@@ -358,16 +363,20 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
     ratio matrix.
     """
     lines = []
-    header = (f"{'scenario':<15} {'server':<10} {'msgs/s':>10} {'x ' + baseline:>9} "
+    header = (f"{'scenario':<15} {'server':<11} {'msgs/s':>10} {'x ' + baseline:>9} "
               f"{'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} {'errors':>6} {'srv CPU':>7} "
               f"{'drv CPU':>7}")
     if previous:
         header += f" {'vs prev':>8}"
     lines.append(header)
     lines.append("-" * len(header))
+    contended = False
     for scenario, rows in summary.items():
         for server, row in rows.items():
-            line = (f"{scenario:<15} {server:<10} {row['msgs_per_s']:>10,.0f} "
+            mark = " "
+            if row["server_cpu"] < SATURATED and row["driver_cpu"] < SATURATED:
+                mark, contended = "~", True
+            line = (f"{scenario:<15} {server:<10}{mark} {row['msgs_per_s']:>10,.0f} "
                     f"{row['ratio']:>9.2f} {row['p50_us'] / 1000:>8.2f} "
                     f"{row['p99_us'] / 1000:>8.2f} {row['peak_rss_kib'] / 1024:>7.1f} "
                     f"{row['errors']:>6.0f} {row['server_cpu']:>7.0%} {row['driver_cpu']:>7.0%}")
@@ -375,6 +384,11 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
                 old = previous.get(scenario, {}).get(server, {}).get("msgs_per_s")
                 line += f" {row['msgs_per_s'] / old - 1:>+8.0%}" if old else f" {'-':>8}"
             lines.append(line)
+        lines.append("")
+    if contended:
+        lines.append(f"~ neither the server nor the driver used {SATURATED:.0%} of its CPU: "
+                     "other load took the CPUs, or the run waited on something; rerun when "
+                     "the machine is quiet.")
         lines.append("")
     servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
     lines.append(f"messages/s relative to {baseline} (median of rounds):")

@@ -147,7 +147,7 @@ def test_udp_through_nginx(nginx) -> None:
     """
     The tutorial's UDP client through nginx: every datagram is answered.
     """
-    port, servers = nginx
+    port, _ = nginx
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(5)
         replies = []

@@ -123,7 +123,7 @@ def test_ipv6_client() -> None:
     A TCP6 header gives an IPv6 peer, printed in brackets.
     """
     h = Harness()
-    protocol, transport = h.connect()
+    protocol, _ = h.connect()
     protocol.dataReceived(v1_header("2001:db8::1", 7000, "TCP6", "::1"))
     assert protocol.getPeer() == IPv6Address("TCP", "2001:db8::1", 7000)
     assert next(iter(h.inner.sessions)).peer == "[2001:db8::1]:7000"
@@ -214,7 +214,7 @@ def test_connection_lost_after_header_releases_session(harness: Harness) -> None
     """
     Closing after the header releases the session (capacity comes back).
     """
-    protocol, transport = harness.connect()
+    protocol, _ = harness.connect()
     protocol.dataReceived(v1_header("203.0.113.7", 5555))
     assert harness.inner.counters.connections_open == 1
     protocol.connectionLost(None)  # type: ignore[arg-type]

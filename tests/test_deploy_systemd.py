@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import installed_script
 
 LOOPBACK = "127.0.0.1"

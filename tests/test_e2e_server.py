@@ -173,6 +173,31 @@ def test_udp_and_tcp_ipv6(twist_net: StartServer) -> None:
         assert receive_until_closed(sock) == b""
 
 
+def port_is_free(kind: int, port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind((LOOPBACK, port))
+    except OSError:
+        return False
+    return True
+
+
+def test_defaults_are_the_tutorials(twist_net: StartServer) -> None:
+    """
+    With no options, C{twist net} listens on TCP and UDP 127.0.0.1:9999
+    with the tutorial's framing (skipped when another program has 9999).
+    """
+    if not (port_is_free(socket.SOCK_STREAM, 9999) and port_is_free(socket.SOCK_DGRAM, 9999)):
+        pytest.skip("127.0.0.1:9999 is in use")
+    server = twist_net([])
+    assert server.listening("tcp") == [(LOOPBACK, 9999)]
+    assert server.listening("udp") == [(LOOPBACK, 9999)]
+    with socket.create_connection((LOOPBACK, 9999), timeout=5) as sock:
+        assert receive(sock, 8) == b"Welcome!"
+        sock.sendall(b"Michael")
+        assert receive(sock, 15) == b"Hello, Michael!"
+
+
 def test_several_udp_ports(twist_net: StartServer) -> None:
     """
     C{--udp} is repeatable: each port answers.

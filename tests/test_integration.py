@@ -169,6 +169,26 @@ def test_line_pipelined_session(host: str, listen: str) -> Generator[Any, Any, N
 
 
 @pytest_twisted.inlineCallbacks
+def test_line_bytes_one_at_a_time() -> Generator[Any, Any, None]:
+    """
+    C{line} framing over a real socket, one byte per packet: the replies
+    are the same as when the session arrives in one piece.
+    """
+    service = serve(ServerConfig(), "line", ["tcp:0:interface=127.0.0.1"])
+    try:
+        client = yield connect("127.0.0.1", tcp_port(service))
+        client.transport.setTcpNoDelay(True)
+        for byte in b"Michael\r\nTr\xffcy\nexit\r\n":
+            client.send(bytes([byte]))
+            yield deferLater(reactor, 0.002, lambda: None)
+        assert (yield client.until_closed()) == (
+            b"Welcome!\r\nHello, Michael!\r\nHello, Tr\xffcy!\r\n"
+        )
+    finally:
+        yield service.stopService()
+
+
+@pytest_twisted.inlineCallbacks
 def test_half_close_answers_everything() -> Generator[Any, Any, None]:
     """
     A client that shuts down its sending side still gets every reply

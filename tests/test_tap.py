@@ -5,6 +5,9 @@ the service they describe.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, cast
+
 import pytest
 from twisted.python import usage
 
@@ -174,3 +177,31 @@ def test_plugin_names_the_options() -> None:
     assert TwistedNet.tapname == "net"
     assert TwistedNet.options is Options
     assert TwistedNet.makeService is makeService
+
+
+def test_readme_documents_every_option() -> None:
+    """
+    The README's options table names every option of C{twist net --help},
+    with the same default.
+    """
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("<!-- section:server -->", 1)[1].split("<!-- section:", 1)[0]
+    rows = {
+        row.split("|")[1]: row
+        for row in section.splitlines()
+        if row.startswith("| `-")
+    }
+    options = Options()
+    flags = cast("list[list[Any]]", options.optFlags)
+    parameters = cast("list[list[Any]]", options.optParameters)
+    names: list[tuple[str, Any]] = [(flag[0], None) for flag in flags]
+    names += [(param[0], param[2]) for param in parameters]
+    names += [("listen", DEFAULT_LISTEN), ("udp", "127.0.0.1:9999")]
+    for name, default in names:
+        matching = [
+            row for key, row in rows.items()
+            if f"`--{name}=" in key or f"`--{name}`" in key
+        ]
+        assert len(matching) == 1, f"--{name} is not in the README's options table"
+        if default is not None:
+            assert f"`{default}`" in matching[0], f"--{name}: default {default} not in README"

@@ -8,8 +8,8 @@ traceback in the log, a counted refusal).
 from __future__ import annotations
 
 import socket
-import subprocess
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
@@ -70,14 +70,16 @@ def test_trusted_client_talks(twist_net, ca: trustme.CA, tls_files) -> None:
     and its replies over TLS.
     """
     server = twist_net(["--listen", ssl_listen(tls_files), "--no-udp"])
-    with socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) as raw:
-        with client_context(ca).wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.recv(1024) == b"Welcome!"
-            for name in [b"Michael", b"Tracy"]:
-                tls.send(name)
-                assert tls.recv(1024) == b"Hello, " + name + b"!"
-            tls.send(b"exit")
-            assert tls.recv(1024) == b""
+    with (
+        socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) as raw,
+        client_context(ca).wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert tls.recv(1024) == b"Welcome!"
+        for name in [b"Michael", b"Tracy"]:
+            tls.send(name)
+            assert tls.recv(1024) == b"Hello, " + name + b"!"
+        tls.send(b"exit")
+        assert tls.recv(1024) == b""
     server.wait_for(lambda e: e.get("event") == "connection_closed")
     assert server.stop() in (0, -15)
     assert_clean(server)
@@ -90,9 +92,11 @@ def test_untrusted_certificate_refused(twist_net, tls_files) -> None:
     """
     server = twist_net(["--listen", ssl_listen(tls_files), "--no-udp"])
     stranger = trustme.CA()
-    with socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLCertVerificationError):
-            client_context(stranger).wrap_socket(raw, server_hostname="localhost")
+    with (
+        socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        client_context(stranger).wrap_socket(raw, server_hostname="localhost")
     event = server.wait_for(
         lambda e: e.get("event") == "refused" and e.get("reason") == "tls-handshake"
     )
@@ -223,7 +227,7 @@ def test_handshake_gate_in_memory() -> None:
     closed.connectionLost(Failure(ConnectionDone()))
     assert dict(inner.counters.refusals) == {"tls-handshake": 1}
 
-    stalled, stalled_transport = connect()
+    _, stalled_transport = connect()
     clock.advance(3.5)
     assert stalled_transport.disconnecting
     assert inner.counters.refusals["tls-timeout"] == 1

@@ -308,10 +308,10 @@ class _StandardInputLines(LineReceiver):
 
     def readConnectionLost(self) -> None:
         if not self._ended:
-            self._ended = True
             if self._buffer:
                 rest, self._buffer = self._buffer, b""
                 self.lineReceived(rest)
+            self._ended = True
             self.conversation.finish()
 
     def writeConnectionLost(self) -> None:

@@ -520,11 +520,12 @@ class UDPGreetingClient(DatagramProtocol):
         self._index = -1
         self._expected = b""
         self._attempts = 0
-        self._unreachable = False
         self._timer: IDelayedCall | None = None
 
-    def startProtocol(self) -> None:
-        self.transport.connect(self.host, self.port)  # type: ignore[union-attr]
+    def begin(self) -> None:
+        """
+        Send the first name (once listening: the transport is needed).
+        """
         self._next()
 
     def _next(self) -> None:
@@ -535,13 +536,14 @@ class UDPGreetingClient(DatagramProtocol):
         message, ending = split_line_ending(self.names[self._index])
         self._expected = reply(message) + ending
         self._attempts = 0
-        self._unreachable = False
         self._send()
 
     def _send(self) -> None:
+        if self.transport is None or self.done.called:
+            return
         self._attempts += 1
-        self.transport.write(self.names[self._index])  # type: ignore[union-attr]
         self._timer = self.clock.callLater(self.timeout, self._no_reply)
+        self.transport.write(self.names[self._index], (self.host, self.port))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -550,15 +552,16 @@ class UDPGreetingClient(DatagramProtocol):
 
     def _no_reply(self) -> None:
         self._timer = None
+        if self.done.called:
+            return
         if self._attempts <= self.retries:
             self._send()
             return
-        unreachable = " (port unreachable: is the server running?)" if self._unreachable else ""
         self._finish(
             ReplyTimeoutError(
                 f"no reply from UDP {format_host_port(self.host, self.port)} to "
                 f"{show_bytes(self.names[self._index])!r} after {self._attempts} "
-                f"attempt(s), {self.timeout:g} s each{unreachable}",
+                f"attempt(s), {self.timeout:g} s each (is the server running?)",
                 self.messages,
             )
         )
@@ -588,16 +591,9 @@ class UDPGreetingClient(DatagramProtocol):
                 )
             )
 
-    def connectionRefused(self) -> None:
-        """
-        The server's host said nothing listens on that port (ICMP port
-        unreachable): try again now rather than after the timeout.
-        """
-        if self._timer is None or self.done.called:
-            return
-        self._unreachable = True
-        self._cancel_timer()
-        self._no_reply()
+    def stopProtocol(self) -> None:
+        if not self.done.called:
+            self._finish(ConversationError("the UDP port closed unexpectedly", self.messages))
 
     def _finish(self, error: ConversationError | None) -> None:
         self._cancel_timer()
@@ -643,6 +639,7 @@ def greet_udp(
         client = UDPGreetingClient(address, port, names, timeout, retries, reactor, on_message)  # type: ignore[arg-type]
         interface = "::" if ":" in address else ""
         listening = reactor.listenUDP(0, client, interface=interface, maxPacketSize=65535)
+        client.begin()
 
         def stop(result: object) -> Deferred[object]:
             return maybeDeferred(listening.stopListening).addBoth(lambda _: result)

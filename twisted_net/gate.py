@@ -17,6 +17,7 @@ L{HandshakeGate} opens when the TLS handshake completes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from OpenSSL.SSL import Error as TLSError
@@ -40,12 +41,12 @@ from zope.interface import directlyProvides, implementer, providedBy
 from .address import format_address
 
 __all__ = [
-    "GatedProtocol",
-    "GatedFactory",
+    "DEFAULT_GATE_TIMEOUT",
     "GatedEndpoint",
+    "GatedFactory",
+    "GatedProtocol",
     "HandshakeGate",
     "HandshakeGateFactory",
-    "DEFAULT_GATE_TIMEOUT",
 ]
 
 DEFAULT_GATE_TIMEOUT = 10.0
@@ -88,7 +89,9 @@ class GatedProtocol(ProtocolWrapper):
             return
         self._cancel_deadline()
         self.opened = True
-        self.wrappedProtocol.makeConnection(self)
+        # This wrapper provides the transport's interfaces (directlyProvides
+        # in makeConnection), as Twisted's own ProtocolWrapper does.
+        self.wrappedProtocol.makeConnection(self)  # type: ignore[arg-type]
 
     def dataReceived(self, data: bytes) -> None:
         if self.opened:
@@ -141,7 +144,7 @@ class GatedProtocol(ProtocolWrapper):
             self.wrappedProtocol.connectionLost(reason)
         else:
             self.lost_before_open(reason)
-        self.wrappedProtocol = None
+        self.wrappedProtocol = None  # type: ignore[assignment]  # break the cycle
 
     def lost_before_open(self, reason: Failure) -> None:
         """
@@ -149,7 +152,7 @@ class GatedProtocol(ProtocolWrapper):
         """
 
 
-class GatedFactory(WrappingFactory):
+class GatedFactory(WrappingFactory[GatedProtocol]):
     """
     Wrap a server factory so that its protocols are held back by a gate.
 
@@ -161,7 +164,7 @@ class GatedFactory(WrappingFactory):
     @ivar clock: where the deadlines are scheduled.
     """
 
-    protocol = GatedProtocol
+    protocol: Callable[..., GatedProtocol] = GatedProtocol
     noisy = False
     log = Logger(namespace="twisted_net")
 
@@ -177,7 +180,7 @@ class GatedFactory(WrappingFactory):
         if clock is None:
             from twisted.internet import reactor
 
-            clock = reactor  # type: ignore[assignment]
+            clock = reactor
         assert clock is not None
         self.clock = clock
         idle = getattr(getattr(wrappedFactory, "config", None), "idle_timeout", 0)
@@ -212,7 +215,7 @@ class GatedEndpoint:
         self.clock = clock
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
-        return self.wrapped.listen(  # type: ignore[no-any-return]
+        return self.wrapped.listen(
             self.gate(protocolFactory, self.clock)
         )
 

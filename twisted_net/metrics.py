@@ -21,23 +21,24 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import CollectorRegistry
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web.resource import Resource
+from twisted.web import http
 from twisted.web.server import Request, Site
 
 from .address import format_address
 from .stats import LATENCY_BOUNDS, Counters
 
 __all__ = [
-    "PREFIX",
     "KNOWN_REFUSALS",
+    "PREFIX",
     "CountersCollector",
+    "MetricsService",
     "metrics_registry",
     "metrics_site",
-    "MetricsService",
 ]
 
 PREFIX = "twisted_net"
@@ -123,7 +124,7 @@ class CountersCollector:
         total = counters.latency_sum
         buckets: list[tuple[str, float]] = []
         running = 0
-        for bound, count in zip((*map(str, LATENCY_BOUNDS), "+Inf"), counts):
+        for bound, count in zip((*map(str, LATENCY_BOUNDS), "+Inf"), counts, strict=True):
             running += count
             buckets.append((bound, running))
         return HistogramMetricFamily(
@@ -151,7 +152,7 @@ class _QuietSite(Site):
 
     noisy = False
 
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         """
         No access log: a scrape every few seconds is not news.
         """
@@ -206,6 +207,7 @@ class MetricsService(Service):
         self.log.info(
             "Serving metrics on {endpoint} at http://{address}/metrics",
             event="metrics_listening",
+            transport="http",
             endpoint=self.description,
             address=format_address(outcome.getHost()),
         )
@@ -215,4 +217,4 @@ class MetricsService(Service):
         port, self.port = self.port, None
         if port is None:
             return None
-        return maybeDeferred(port.stopListening)
+        return port.stopListening()

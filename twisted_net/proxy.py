@@ -35,8 +35,8 @@ from .gate import GatedEndpoint, GatedFactory, GatedProtocol, HandshakeGateFacto
 __all__ = [
     "PROXY_PREFIX",
     "TLS_PREFIX",
-    "ProxyHeaderProtocol",
     "ProxyHeaderFactory",
+    "ProxyHeaderProtocol",
     "server_endpoint",
 ]
 
@@ -120,12 +120,12 @@ class ProxyHeaderProtocol(GatedProtocol):
     def getPeer(self) -> IAddress:
         if self.info is not None and self.info.source is not None:
             return self.info.source
-        return self.transport.getPeer()  # type: ignore[union-attr,no-any-return]
+        return self.transport.getPeer()  # type: ignore[union-attr]
 
     def getHost(self) -> IAddress:
         if self.info is not None and self.info.destination is not None:
             return self.info.destination
-        return self.transport.getHost()  # type: ignore[union-attr,no-any-return]
+        return self.transport.getHost()  # type: ignore[union-attr]
 
 
 class ProxyHeaderFactory(GatedFactory):

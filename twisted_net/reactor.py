@@ -31,14 +31,15 @@ from __future__ import annotations
 import errno
 import socket
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.main import CONNECTION_LOST, installReactor
 from twisted.python import log
 
-__all__ = ["NetReactor", "WriteThroughServer", "WriteThroughPort", "install"]
+__all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 
 
 class WriteThroughServer(tcp.Server):
@@ -56,7 +57,6 @@ class WriteThroughServer(tcp.Server):
     @ivar _flush_queued: this transport is on the reactor's flush list.
     """
 
-    reactor: NetReactor
     _flush_queued = False
 
     def write(self, data: bytes) -> None:

@@ -66,6 +66,7 @@ class StreamListener(Service):
         self.log.info(
             "Listening on {endpoint} (TCP, {framing} framing) at {address}",
             event="listening",
+            transport="tcp",
             endpoint=self.description,
             framing=self.factory.framing,
             address=format_address(outcome.getHost()),
@@ -120,6 +121,7 @@ class DatagramListener(Service):
         self.log.info(
             "Listening on UDP at {address}",
             event="listening",
+            transport="udp",
             address=format_address(self.port.getHost()),
         )
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["Counters", "RefusalLog", "LATENCY_BOUNDS"]
+__all__ = ["LATENCY_BOUNDS", "Counters", "RefusalLog"]
 
 LATENCY_BOUNDS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of the reply latency histogram's buckets."""

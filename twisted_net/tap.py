@@ -117,6 +117,11 @@ class Options(usage.Options):
          "to wait for owed replies before aborting.", _number(float, "--shutdown-timeout")],
         ["metrics", None, None, "Serve Prometheus metrics over HTTP at /metrics on this "
          "Twisted endpoint, e.g. tcp:9100:interface=127.0.0.1 (default: off)."],
+        ["workers", None, 1, "Serve with this many processes sharing the listening "
+         "sockets (Linux SO_REUSEPORT; tcp:, tcp6:, ssl: and haproxy: endpoints, and "
+         "UDP): a supervisor binds them, restarts a worker that dies, and stops all on "
+         "SIGTERM.  --max-connections, --max-per-peer and --udp-rate then apply per "
+         "worker.", _number(int, "--workers", 1)],
     ]
 
     compData = usage.Completions(optActions={"framing": usage.CompleteList(list(FRAMINGS))})
@@ -186,6 +191,8 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     f"bad --listen endpoint {description!r}: {error}"
                 ) from None
+        if self["workers"] > 1:
+            _check_shareable(self)
         if self["metrics"] is not None:
             try:
                 serverFromString(reactor, self["metrics"])
@@ -254,10 +261,32 @@ def build_service(config: ServerConfig, framing: str, listen: list[str],
     return service
 
 
+def _check_shareable(options: Options) -> None:
+    """
+    Refuse, before anything starts, what C{--workers} cannot share.
+    """
+    from .workers import describe_listener
+
+    if options["metrics"] is not None:
+        raise usage.UsageError("--metrics cannot be combined with --workers yet")
+    for description in options["listen"]:
+        try:
+            describe_listener(description)
+        except Exception as error:
+            raise usage.UsageError(str(error)) from None
+
+
 def makeService(config: Options) -> IService:
     """
     The service of C{twist net}, from parsed L{Options}.
     """
+    if config["workers"] > 1:
+        from .workers import build_supervisor
+
+        return build_supervisor(
+            config["config"], config["framing"], config["listen"], config["udp"],
+            config["workers"],
+        )
     return build_service(
         config["config"],
         config["framing"],

@@ -1,0 +1,151 @@
+"""
+One worker of C{twist net --workers N}, started by L{twisted_net.workers}.
+
+It installs the supervisor's reactor, sends its log events to the
+supervisor as JSON lines on descriptor 3, builds the ordinary service with
+L{twisted_net.tap.build_service}, serves the sockets it inherited instead of
+binding its own, and stops gracefully on SIGTERM (SIGINT is the
+supervisor's to handle).  If the supervisor dies, the kernel sends the
+worker SIGTERM (Linux).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterable
+from typing import Any, cast
+
+from twisted.application.runner._exit import ExitStatus, exit
+from twisted.logger import ILogObserver, Logger, globalLogBeginner, jsonFileLogObserver
+
+from .config import ServerConfig
+from .service import DatagramListener, StreamListener
+from .workers import LOG_FD, WorkerSpec
+
+__all__ = ["main"]
+
+log = Logger(namespace="twisted_net")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    Run the worker described by the JSON L{WorkerSpec} in C{argv[0]}.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    spec = WorkerSpec.from_json(args[0])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stop_with_supervisor(spec.supervisor_pid)
+    _install_reactor(spec.reactor)
+    from twisted.internet import reactor as installed
+
+    reactor: Any = installed
+    _log_to_supervisor(spec.index)
+    from .tap import build_service
+
+    service = build_service(
+        ServerConfig(**spec.config), spec.framing, spec.listen, spec.udp, reactor
+    )
+    listeners = _listeners(service)
+    if len(listeners) != len(spec.fds):
+        exit(ExitStatus.EX_SOFTWARE, "twisted-net worker: listeners and sockets differ")
+    for listener, fd in zip(listeners, spec.fds, strict=True):
+        listener.inherited_socket = socket.socket(fileno=fd)
+    try:
+        service.startService()
+    except Exception:
+        log.failure("Worker {index} cannot serve its sockets", index=spec.index)
+        exit(ExitStatus.EX_UNAVAILABLE, "twisted-net worker: cannot serve")
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.callWhenRunning(_stop_once_on_sigterm, reactor)
+    log.info(
+        "Worker {index} serving (pid {pid})",
+        event="worker_started",
+        index=spec.index,
+        pid=os.getpid(),
+    )
+    reactor.run()
+
+
+def _listeners(service: Iterable[object]) -> list[StreamListener | DatagramListener]:
+    """
+    The listeners of a service built by C{build_service}, in the order it
+    adds them: C{--listen} endpoints, then C{--udp} addresses.
+    """
+    return [child for child in service if isinstance(child, (StreamListener, DatagramListener))]
+
+
+def _install_reactor(module_name: str) -> None:
+    """
+    Install the reactor of the named module (the supervisor's), or keep
+    Twisted's default if it cannot be installed.
+    """
+    if not module_name or "twisted.internet.reactor" in sys.modules:
+        return
+    try:
+        module = importlib.import_module(module_name)
+        module.install()
+    except Exception:
+        pass
+
+
+def _log_to_supervisor(index: int) -> None:
+    """
+    Send every log event, as one JSON line with C{worker} and
+    C{worker_pid} fields, to the supervisor's pipe.
+    """
+    stream = open(LOG_FD, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+    write = jsonFileLogObserver(stream, recordSeparator="")
+    pid = os.getpid()
+
+    def observe(event: dict[str, Any]) -> None:
+        event["worker"] = index
+        event["worker_pid"] = pid
+        write(event)
+
+    globalLogBeginner.beginLoggingTo([cast(ILogObserver, observe)])
+
+
+def _stop_with_supervisor(supervisor_pid: int) -> None:
+    """
+    Ask Linux for SIGTERM when the supervisor dies; stop now if it is
+    already gone.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if supervisor_pid and os.getppid() != supervisor_pid:
+        sys.exit(ExitStatus.EX_UNAVAILABLE)
+
+
+def _stop_once_on_sigterm(reactor: Any) -> None:
+    """
+    Replace the reactor's SIGTERM handler by one that stops once: the
+    supervisor and a service manager may both send SIGTERM, and a second
+    C{reactor.stop()} would log an error.
+    """
+    stopping: list[bool] = []
+
+    def stop() -> None:
+        if not stopping:
+            stopping.append(True)
+            log.info("Worker received SIGTERM, stopping", event="worker_stopping")
+            reactor.stop()
+
+    def on_sigterm(number: int, frame: Any) -> None:
+        reactor.callFromThread(stop)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+if __name__ == "__main__":
+    main()
