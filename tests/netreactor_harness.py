@@ -3,8 +3,9 @@ A greeting server on L{twisted_net.reactor.NetReactor}, for tests that need
 that reactor in a process of its own (the test process runs
 pytest-twisted's reactor).
 
-Usage: C{python netreactor_harness.py [seed|line]}.  It prints C{PORT n}
-once listening on 127.0.0.1, then answers each C{status} line on stdin with
+Usage: C{python netreactor_harness.py [seed|line] [adopt]}.  It prints
+C{PORT n} once listening on 127.0.0.1 (with C{adopt}, on a socket it bound
+itself and handed to C{adoptStreamPort}), then answers each C{status} line on stdin with
 one JSON line: open sessions, how many are paused by backpressure, the
 bytes their transports hold unsent, and the process's resident memory.
 """
@@ -12,6 +13,7 @@ bytes their transports hold unsent, and the process's resident memory.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 
 from twisted_net.reactor import install
@@ -64,7 +66,15 @@ def main() -> None:
     framing = sys.argv[1] if len(sys.argv) > 1 else "seed"
     config = ServerConfig(max_per_peer=0, idle_timeout=0, write_timeout=0, message_timeout=0)
     factory = GreetingFactory(framing, config)
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    if "adopt" in sys.argv[2:]:
+        bound = socket.socket()
+        bound.bind(("127.0.0.1", 0))
+        bound.listen(50)
+        bound.setblocking(False)
+        port = reactor.adoptStreamPort(bound.fileno(), socket.AF_INET, factory)
+        bound.close()
+    else:
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     print(f"PORT {port.getHost().port}", flush=True)
     stdio.StandardIO(Control(factory))
     reactor.run()

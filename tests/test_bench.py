@@ -311,3 +311,19 @@ def test_bench_command_against_twist_net(twist_net: Callable[..., RunningServer]
         assert result["errors"] == 0, result
         assert result["engine"] == "python"
         assert result["latency_us"]["p50"] <= result["latency_us"]["p99"]
+
+
+def test_bench_without_server_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    Against a port nobody listens on, every connection is a connect error,
+    the status is 1 and stderr says that no replies came.
+    """
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
+        port = bound.getsockname()[1]
+        status = bench.main(["--connect", f"127.0.0.1:{port}", "--duration", "0.2",
+                             "--connections", "3", "--quiet"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "no replies" in captured.err and "connect 3" in captured.err
+    assert captured.out.splitlines()[2].split()[:3] == ["lockstep", "3", "0"]

@@ -202,7 +202,7 @@ def test_send_error_is_counted_not_raised() -> None:
     )
     protocol.datagramReceived(b"M", SOURCE)
     assert protocol.counters.udp_send_errors == 1
-    assert protocol.counters.refusals["udp-send-ECONNREFUSED"] == 1
+    assert protocol.counters.refusals["udp-send-econnrefused"] == 1
     assert protocol.counters.datagrams_answered == 0
 
 

@@ -99,3 +99,42 @@ def test_enomem_is_counted_and_backs_off() -> Generator[Any, Any, None]:
         for session in list(factory.sessions):
             session.transport.abortConnection()
         yield port.stopListening()
+
+
+def test_watchdog_survives_a_failing_connection() -> None:
+    """
+    A connection whose deadline check raises is logged, and the watchdog
+    goes on checking the others (a dead loop would switch off every
+    deadline).
+    """
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    from twisted.logger import capturedLogs
+
+    from twisted_net.config import ServerConfig
+
+    clock = Clock()
+    factory = GreetingFactory("line", ServerConfig(idle_timeout=5), clock=clock)
+    factory.startFactory()
+    sessions = []
+    for port in (1, 2):
+        peer = IPv4Address("TCP", "127.0.0.1", port)
+        protocol = factory.buildProtocol(peer)
+        assert protocol is not None
+        transport = StringTransport(peerAddress=peer)
+        protocol.makeConnection(transport)
+        sessions.append((protocol, transport))
+    broken = sessions[0][0]
+
+    def explode(now: float) -> None:
+        raise RuntimeError("boom")
+
+    broken.check_deadlines = explode  # type: ignore[method-assign]
+    with capturedLogs() as events:
+        for _ in range(7):
+            clock.advance(1)
+    assert any(e.get("log_failure") for e in events)
+    assert sessions[1][1].value().endswith(b"error: idle timeout\r\n")
+    assert sessions[1][1].disconnecting
+    factory.stopFactory()

@@ -370,6 +370,24 @@ def test_write_timeout_aborts_a_peer_that_never_reads(twist_net: Any) -> None:
     assert final_counters(server)["refusals"]["write-timeout"] == 1
 
 
+def test_delayed_replies_over_the_queue_limit_pause_reading_in_order(twist_net: Any) -> None:
+    """
+    With C{--delay} and a tiny C{--queue-limit} the server stops reading
+    while delayed replies wait, and resumes as they leave: 3,000 pipelined
+    messages still get every reply, in order, and the stop comes after
+    them.
+    """
+    server = twist_net([*LISTEN, "--framing", "line", "--delay", "0.2",
+                        "--queue-limit", "200"])
+    messages = [b"q%d" % i for i in range(3000)]
+    with connect(server.tcp_port) as sock:
+        sock.sendall(b"".join(m + b"\n" for m in messages))
+        sock.shutdown(socket.SHUT_WR)
+        received, ended = read_until_closed(sock, timeout=20)
+    assert ended == "eof"
+    assert received == b"Welcome!\r\n" + b"".join(b"Hello, " + m + b"!\r\n" for m in messages)
+
+
 # 5. Half-close ------------------------------------------------------------
 
 

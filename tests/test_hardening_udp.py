@@ -188,6 +188,6 @@ def test_send_errors_are_counted_and_the_port_keeps_serving(twist_net: Any) -> N
         assert sock.recv(100) == b"Hello, still there?!"
     counters = final_counters(server)
     assert counters["udp_send_errors"] >= 1
-    assert counters["refusals"].get("udp-send-EMSGSIZE") == 1
-    assert len(refusals_logged(server, "udp-send-EMSGSIZE")) == 1
+    assert counters["refusals"].get("udp-send-emsgsize") == 1
+    assert len(refusals_logged(server, "udp-send-emsgsize")) == 1
     assert unexpected_events(server) == []

@@ -181,3 +181,57 @@ def test_metrics_port_in_use_is_a_clear_error(twist_net) -> None:
     text = "\n".join(server.raw_lines + server.stderr_lines)
     assert "cannot listen" in text
     assert "Traceback" not in text
+
+
+def test_scrapes_during_traffic_are_monotonic(twist_net) -> None:
+    """
+    Scraping (in the web thread) while the reactor answers a stream of
+    messages never fails and never sees a counter go back.
+    """
+    import threading
+
+    server = twist_net([
+        "--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp", "--framing", "line",
+        "--metrics", f"tcp:0:interface={LOOPBACK}",
+    ])
+    seen: list[float] = []
+    done = threading.Event()
+
+    def scraper() -> None:
+        while not done.is_set() and len(seen) < 200:
+            seen.append(value(scrape(server), "twisted_net_messages_answered_total"))
+
+    thread = threading.Thread(target=scraper)
+    thread.start()
+    with socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) as client:
+        reader = client.makefile("rb")
+        assert reader.readline() == b"Welcome!\r\n"
+        for _batch in range(50):
+            client.sendall(b"".join(b"m%d\n" % n for n in range(40)))
+            for n in range(40):
+                assert reader.readline() == b"Hello, m%d!\r\n" % n
+    done.set()
+    thread.join(10)
+    final = value(scrape(server), "twisted_net_messages_answered_total")
+    assert final == 50 * 40
+    assert len(seen) >= 2
+    assert seen == sorted(seen) and seen[-1] <= final
+
+
+def test_other_paths_not_found(twist_net) -> None:
+    """
+    The metrics site answers C{/} with a pointer and other paths with 404.
+    """
+    import urllib.error
+
+    server = twist_net([
+        "--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp",
+        "--metrics", f"tcp:0:interface={LOOPBACK}",
+    ])
+    address = server.wait_for(lambda e: e.get("event") == "metrics_listening")["address"]
+    with urllib.request.urlopen(f"http://{address}/", timeout=5) as response:
+        assert b"/metrics" in response.read()
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(f"http://{address}/nothing", timeout=5)
+    assert error.value.code == 404
+    assert not [e for e in server.events if e.get("log_level", {}).get("name") == "error"]

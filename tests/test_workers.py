@@ -323,6 +323,48 @@ def test_killed_worker_is_restarted_and_serves(twist_net: Any) -> None:
     assert wait_gone(worker_pids(server), timeout=1) == set()
 
 
+def test_workers_share_tls_ipv6_and_proxy_endpoints(twist_net: Any, tmp_path: Any) -> None:
+    """
+    C{ssl:}, C{tcp6:} and C{haproxy:} endpoints work through the shared
+    sockets as they do in one process.
+    """
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    ca = trustme.CA()
+    issued = ca.issue_cert("localhost")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    server = twist_net([
+        "--workers", "2", "--no-udp",
+        "--listen", f"ssl:0:interface={LOOPBACK}:privateKey={key}:certKey={cert}",
+        "--listen", "tcp6:0:interface=\\:\\:1",
+        "--listen", f"haproxy:tcp:0:interface={LOOPBACK}",
+    ])
+    for index in (0, 1):
+        server.wait_for(lambda e, i=index: e.get("event") == "worker_started"
+                        and e.get("worker") == i)
+    tls_port, ipv6_port, proxy_port = (port for _, port in server.listening("tcp")[:3])
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with socket.create_connection((LOOPBACK, tls_port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as client:
+        assert client.recv(100) == b"Welcome!"
+        client.sendall(b"Tracy")
+        assert client.recv(100) == b"Hello, Tracy!"
+    with socket.create_connection(("::1", ipv6_port), timeout=5) as client:
+        assert client.recv(100) == b"Welcome!"
+    with socket.create_connection((LOOPBACK, proxy_port), timeout=5) as client:
+        client.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n")
+        assert client.recv(100) == b"Welcome!"
+    server.wait_for(lambda e: e.get("event") == "connection_opened"
+                    and e.get("peer") == "203.0.113.7:5555")
+    assert server.stop() in (0, -signal.SIGTERM)
+
+
 def test_workers_stop_when_the_supervisor_is_killed(twist_net: Any) -> None:
     server = start_workers(twist_net)
     pids = worker_pids(server)

@@ -20,15 +20,15 @@ from .tap import Options, build_service, makeService
 __version__ = "0.1.0"
 
 __all__ = [
-    "ServerConfig",
     "Counters",
-    "GreetingProtocol",
-    "SeedProtocol",
-    "LineProtocol",
-    "GreetingFactory",
     "GreetingDatagramProtocol",
+    "GreetingFactory",
+    "GreetingProtocol",
+    "LineProtocol",
     "Options",
-    "makeService",
-    "build_service",
+    "SeedProtocol",
+    "ServerConfig",
     "__version__",
+    "build_service",
+    "makeService",
 ]

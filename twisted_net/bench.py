@@ -628,7 +628,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         document = {"target": f"{host}:{port}", "results": results}
         args.json.write_text(json.dumps(document, indent=1) + "\n")
-    failed = any(r["messages"] == 0 for r in results)
+    failed = [r for r in results if r["messages"] == 0]
+    for result in failed:
+        detail = ", ".join(f"{k} {v}" for k, v in result["error_detail"].items() if v)
+        sys.stderr.write(f"twisted-net: error: bench {result['scenario']}: no replies "
+                         f"from {host}:{port} ({detail or 'no errors either'})\n")
     return 1 if failed else 0
 
 

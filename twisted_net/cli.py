@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from OpenSSL import SSL
 from twisted.internet import error as net_error
 from twisted.internet import fdesc
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
@@ -58,6 +58,7 @@ DEFAULT_NAMES = ("Michael", "Tracy", "Sarah")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class CLIError(Exception):
@@ -120,9 +121,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="talk to the TCP greeting server",
         description="Connect, print the greeting and the reply to each name (one per "
         "line), send 'exit' and wait for the server to close.",
-        epilog="Endpoints: tcp:HOST:PORT, tcp6:HOST:PORT (IPv6 literal colons escaped "
-        "with \\:), unix:PATH, tls:HOST:PORT (verified against the system's CAs; "
-        "tls:HOST:PORT:trustRoots=DIR trusts the PEM certificates in DIR instead).",
+        epilog="Endpoints: tcp:HOST:PORT; IPv6 with escaped colons, "
+        "tcp:host=\\:\\:1:port=9999; unix:PATH; tls:HOST:PORT, verified against the "
+        "system's certificate authorities (tls:HOST:PORT:trustRoots=DIR trusts the PEM "
+        "certificates in DIR instead).",
     )
     tcp.add_argument(
         "--connect", "-c", metavar="ENDPOINT", default=DEFAULT_TCP,
@@ -260,10 +262,36 @@ def _ssl_reason(error: SSL.Error) -> str:
 # Output ----------------------------------------------------------------------
 
 
-def _stdout_line(message: bytes) -> None:
-    out = sys.stdout.buffer
-    out.write(split_line_ending(message)[0] + b"\n")
-    out.flush()
+class StandardOutput:
+    """
+    Standard output for bytes, written at once; when the reader goes away
+    (C{twisted-net ... | head -1}), later output is discarded and
+    C{on_broken} is called (to stop the command), instead of a traceback.
+    """
+
+    def __init__(self) -> None:
+        self.broken = False
+        self.on_broken: Callable[[], object] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            self.broken = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            if self.on_broken is not None:
+                self.on_broken()
+
+    def line(self, message: bytes) -> None:
+        """
+        One message on its own line (its own line ending, if any, replaced).
+        """
+        self.write(split_line_ending(message)[0] + b"\n")
 
 
 def _endpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
@@ -328,7 +356,7 @@ def _warn(text: str) -> None:
     sys.stderr.flush()
 
 
-async def _run_tcp(reactor: Any, args: argparse.Namespace) -> int:
+async def _run_tcp(reactor: Any, args: argparse.Namespace, stdout: StandardOutput) -> int:
     endpoint = _endpoint(reactor, args.connect)
     where = f"{args.connect}"
     names = args.names or [_name(name) for name in DEFAULT_NAMES]
@@ -336,7 +364,7 @@ async def _run_tcp(reactor: Any, args: argparse.Namespace) -> int:
         if not args.interactive:
             await greet(
                 reactor, endpoint, names, args.framing, timeout=args.timeout,
-                on_message=_stdout_line,
+                on_message=stdout.line,
             )
             return 0
         return await _interactive(reactor, endpoint, args)
@@ -376,7 +404,7 @@ async def _interactive(reactor: Any, endpoint: IStreamClientEndpoint,
 # udp -----------------------------------------------------------------------------
 
 
-async def _run_udp(reactor: Any, args: argparse.Namespace) -> int:
+async def _run_udp(reactor: Any, args: argparse.Namespace, stdout: StandardOutput) -> int:
     try:
         host, port = parse_udp_address(args.connect, default_host="127.0.0.1")
     except ValueError as error:
@@ -384,7 +412,7 @@ async def _run_udp(reactor: Any, args: argparse.Namespace) -> int:
     names = args.names or [_name(name) for name in DEFAULT_NAMES]
     try:
         await greet_udp(
-            reactor, host, port, names, args.timeout, args.retries, on_message=_stdout_line
+            reactor, host, port, names, args.timeout, args.retries, on_message=stdout.line
         )
     except Exception as error:
         raise CLIError(describe_error(error)) from None
@@ -403,7 +431,7 @@ def _show_head(result: FetchResult) -> None:
     err.flush()
 
 
-async def _run_fetch(reactor: Any, args: argparse.Namespace) -> int:
+async def _run_fetch(reactor: Any, args: argparse.Namespace, stdout: StandardOutput) -> int:
     try:
         parse_url(args.url)
     except ValueError as error:
@@ -414,9 +442,9 @@ async def _run_fetch(reactor: Any, args: argparse.Namespace) -> int:
             trust_root = trust_root_from_pem(args.ca_file)
         except (OSError, ValueError, SSL.Error) as error:
             raise CLIError(f"--ca-file: {describe_error(error)}", EXIT_USAGE) from None
-    output: IO[bytes]
+    output: IO[bytes] | StandardOutput
     try:
-        output = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+        output = open(args.output, "wb") if args.output else stdout  # noqa: SIM115
     except OSError as error:
         raise CLIError(f"cannot write {args.output}: {error.strerror}") from None
     bar = ProgressBar(sys.stderr, reactor) if sys.stderr.isatty() else None
@@ -437,10 +465,8 @@ async def _run_fetch(reactor: Any, args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.finish()
-        if output is not sys.stdout.buffer:
+        if not isinstance(output, StandardOutput):
             output.close()
-        else:
-            output.flush()
     if result.status >= 400:
         phrase = result.phrase.decode("ascii", "backslashreplace")
         raise CLIError(f"{args.url}: the server answered {result.status} {phrase}")
@@ -449,7 +475,12 @@ async def _run_fetch(reactor: Any, args: argparse.Namespace) -> int:
 
 # main ----------------------------------------------------------------------------
 
-_COMMANDS = {"tcp": _run_tcp, "udp": _run_udp, "fetch": _run_fetch}
+_COMMANDS: dict[str, Callable[[Any, argparse.Namespace, StandardOutput],
+                               Coroutine[Any, Any, int]]] = {
+    "tcp": _run_tcp,
+    "udp": _run_udp,
+    "fetch": _run_fetch,
+}
 
 
 async def _run(reactor: Any, args: argparse.Namespace, state: dict[str, bool]) -> None:
@@ -458,16 +489,17 @@ async def _run(reactor: Any, args: argparse.Namespace, state: dict[str, bool]) -
             state["interrupted"] = True
 
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)
+    stdout = StandardOutput()
+    running = ensureDeferred(_COMMANDS[args.command](reactor, args, stdout))
+    stdout.on_broken = running.cancel
     try:
-        status = await _COMMANDS[args.command](reactor, args)
-    except CLIError as error:
-        _warn(f"error: {error}")
-        status = error.status
-    except BrokenPipeError:
-        status = EXIT_FAILURE
+        status = await running
     except Exception as error:
-        _warn(f"error: {describe_error(error)}")
-        status = EXIT_FAILURE
+        status = error.status if isinstance(error, CLIError) else EXIT_FAILURE
+        if stdout.broken:
+            status = EXIT_BROKEN_PIPE
+        elif not state.get("interrupted"):
+            _warn(f"error: {error if isinstance(error, CLIError) else describe_error(error)}")
     finally:
         state["finished"] = True
     if status:
@@ -487,8 +519,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     state: dict[str, bool] = {}
     try:
         react(_run, (args, state))
-    except SystemExit as exit_:
-        if state.get("interrupted") and not exit_.code:
+    except SystemExit:
+        if state.get("interrupted"):
             _warn("interrupted")
             raise SystemExit(EXIT_INTERRUPTED) from None
         raise

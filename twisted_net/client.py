@@ -205,6 +205,19 @@ class GreetingClientProtocol(Protocol):
     def _send_unsent(self) -> None:
         raise NotImplementedError
 
+    def _awaited(self) -> bytes:
+        """
+        The message whose reply is awaited.
+        """
+        return self._outstanding[0]
+
+    def _framing_hint(self) -> str:
+        """
+        A hint for the timeout message when the server seems to use the
+        other framing.
+        """
+        return ""
+
     def _end_of_input(self) -> None:
         """
         The connection closed: hand over a partial message, if any.
@@ -267,9 +280,10 @@ class GreetingClientProtocol(Protocol):
         elif self._exit_sent:
             what = "the server to close after 'exit'"
         else:
-            what = f"a reply to {show_bytes(self._outstanding[0])!r}"
+            what = f"a reply to {show_bytes(self._awaited())!r}"
         self._failure = ReplyTimeoutError(
-            f"timed out after {self.timeout:g} s waiting for {what}", self.messages
+            f"timed out after {self.timeout:g} s waiting for {what}{self._framing_hint()}",
+            self.messages,
         )
         self.transport.abortConnection()  # type: ignore[union-attr]
 
@@ -296,6 +310,8 @@ class GreetingClientProtocol(Protocol):
         cause = "" if reason.check(ConnectionDone) else reason.getErrorMessage()
         if not self._greeted:
             what = "before its greeting"
+        elif not self.waiting_for:
+            what = "before the client said 'exit'"
         else:
             what = f"with {self.waiting_for} message(s) unanswered"
         description = f"the server closed the connection {what}"
@@ -329,11 +345,22 @@ class SeedClientProtocol(GreetingClientProtocol):
     def _send_unsent(self) -> None:
         if self._outstanding or not self._unsent:
             return
-        message = self._unsent.popleft()
+        message = self._last_sent = self._unsent.popleft()
         self._outstanding.extend(
             reply(part) + ending for part, ending in split_seed_read(message)
         )
         self.transport.write(message)  # type: ignore[union-attr]
+
+    _last_sent = b""
+    _stray_line_ending = False
+
+    def _awaited(self) -> bytes:
+        return self._last_sent
+
+    def _framing_hint(self) -> str:
+        if self._stray_line_ending:
+            return " (the greeting ended with a line ending: is the server's framing 'line'?)"
+        return ""
 
     def _expected(self) -> bytes | None:
         if not self._greeted:
@@ -350,6 +377,13 @@ class SeedClientProtocol(GreetingClientProtocol):
                 self._received(expected)
                 continue
             if expected is not None and expected.startswith(buffer):
+                return
+            if buffer.startswith((LINE_END, b"\n")):
+                # No seed message starts with a line ending: a line server's.
+                self._stray_line_ending = True
+                self._buffer = buffer[2 if buffer.startswith(LINE_END) else 1 :]
+                continue
+            if buffer == b"\r":
                 return
             if buffer.startswith(ERROR_PREFIX) or ERROR_PREFIX.startswith(buffer):
                 line_end = buffer.find(b"\n")
@@ -386,6 +420,11 @@ class LineClientProtocol(GreetingClientProtocol):
         self._unsent.clear()
         self._outstanding.extend(messages)
         self.transport.write(b"".join(message + LINE_END for message in messages))  # type: ignore[union-attr]
+
+    def _framing_hint(self) -> str:
+        if not self._greeted and self._buffer.startswith(GREETING):
+            return " (the greeting had no line ending: is the server's framing 'seed'?)"
+        return ""
 
     def dataReceived(self, data: bytes) -> None:
         lines = (self._buffer + data).split(b"\n")
@@ -644,6 +683,6 @@ def greet_udp(
         def stop(result: object) -> Deferred[object]:
             return maybeDeferred(listening.stopListening).addBoth(lambda _: result)
 
-        return client.done.addBoth(stop)  # type: ignore[return-value]
+        return client.done.addBoth(stop)
 
     return _resolve(reactor, host).addCallback(start)

@@ -26,9 +26,9 @@ from .hello import error_line, is_error, is_reply, reply, split_line_ending
 from .stats import Counters, RefusalLog
 
 __all__ = [
+    "CLASSIC_UDP_PORTS",
     "GreetingDatagramProtocol",
     "TokenBuckets",
-    "CLASSIC_UDP_PORTS",
     "receive_buffer_size",
 ]
 
@@ -213,7 +213,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
         except OSError as error:
             self.counters.udp_send_errors += 1
             self.refusals.refuse(
-                "udp-send-" + errno.errorcode.get(error.errno or 0, "error"),
+                "udp-send-" + errno.errorcode.get(error.errno or 0, "error").lower(),
                 format_host_port(addr[0], addr[1]),
             )
             return False

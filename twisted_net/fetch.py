@@ -12,9 +12,10 @@ and give up after C{timeout} seconds without progress.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Protocol as TypingProtocol
 
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 __all__ = [
+    "BinaryOutput",
     "FetchError",
     "FetchResult",
     "fetch",
@@ -45,6 +47,15 @@ _T = TypeVar("_T")
 
 ProgressCallback = Callable[[int, "int | None"], None]
 """Called with C{(bytes received so far, total or None)} as the body arrives."""
+
+
+class BinaryOutput(TypingProtocol):
+    """
+    Where a body goes: anything with C{write(bytes)}, such as a file
+    opened C{"wb"} or C{sys.stdout.buffer}.
+    """
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 class FetchError(Exception):
@@ -102,15 +113,15 @@ def parse_url(url: str | bytes) -> _Target:
     shown = raw.decode("utf-8", "backslashreplace")
     if b"://" not in raw:
         raise ValueError(f"bad URL {shown!r}: expected http://HOST[:PORT]/PATH or https://...")
-    try:
-        uri = URI.fromBytes(raw)
-    except ValueError:
-        raise ValueError(f"bad URL {shown!r}: the port is not a number") from None
+    uri = URI.fromBytes(raw)
     if uri.scheme not in (b"http", b"https"):
         scheme = uri.scheme.decode("ascii", "backslashreplace")
         raise ValueError(f"bad URL {shown!r}: scheme {scheme!r} is not http or https")
     if not uri.host:
         raise ValueError(f"bad URL {shown!r}: no host")
+    if b":" in uri.host and not uri.netloc.startswith(b"["):
+        port = uri.host.rsplit(b":", 1)[1].decode("ascii", "backslashreplace")
+        raise ValueError(f"bad URL {shown!r}: port {port!r} is not a number")
     if not 0 < uri.port < 65536:
         raise ValueError(f"bad URL {shown!r}: port {uri.port} is out of range")
     if any(byte <= 0x20 or byte == 0x7F for byte in raw):
@@ -147,7 +158,8 @@ def trust_root_from_pem(path: str | Path) -> IOpenSSLTrustRoot:
     if not blocks:
         raise ValueError(f"{path}: no PEM certificate found")
     certificates = [ssl.Certificate.loadPEM(block) for block in blocks]
-    return ssl.trustRootFromCertificates(certificates)
+    trust_root: IOpenSSLTrustRoot = ssl.trustRootFromCertificates(certificates)
+    return trust_root
 
 
 class _IdleTimeout:
@@ -176,7 +188,7 @@ class _IdleTimeout:
                 return Failure(FetchError(f"timed out after {self.seconds:g} s without progress"))
             return result
 
-        return target.addBoth(done)  # type: ignore[return-value]
+        return target.addBoth(done)
 
     def touch(self) -> None:
         """
@@ -204,7 +216,7 @@ class _BodyReceiver(Protocol):
 
     def __init__(
         self,
-        output: IO[bytes] | None,
+        output: BinaryOutput | None,
         total: int | None,
         idle: _IdleTimeout,
         on_progress: ProgressCallback | None,
@@ -244,10 +256,11 @@ class _BodyReceiver(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.done.called:
             return
-        complete = (ResponseDone, PotentialDataLoss)
-        if self.request is not None:
-            complete = (ConnectionDone, ConnectionLost)
-        if reason.check(*complete):
+        if self.request is None:
+            complete = reason.check(ResponseDone, PotentialDataLoss)
+        else:
+            complete = reason.check(ConnectionDone, ConnectionLost)
+        if complete:
             self.done.callback(self.received)
         else:
             self.done.errback(reason)
@@ -269,7 +282,7 @@ def fetch(
     url: str | bytes,
     *,
     timeout: float = 30.0,
-    output: IO[bytes] | None = None,
+    output: BinaryOutput | None = None,
     trust_root: IOpenSSLTrustRoot | None = None,
     on_response: Callable[[FetchResult], None] | None = None,
     on_progress: ProgressCallback | None = None,
@@ -318,7 +331,7 @@ def fetch(
             ],
         )
         if on_response is not None:
-            on_response(result)
+            on_response(replace(result))
         total = None if response.length is UNKNOWN_LENGTH else int(response.length)
         receiver = _BodyReceiver(output, total, idle, on_progress)
         response.deliverBody(receiver)
@@ -334,7 +347,7 @@ def fetch_raw(
     url: str | bytes,
     *,
     timeout: float = 30.0,
-    output: IO[bytes] | None = None,
+    output: BinaryOutput | None = None,
     trust_root: IOpenSSLTrustRoot | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Deferred[FetchResult]:

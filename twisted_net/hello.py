@@ -14,18 +14,18 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
-    "GREETING",
     "EXIT",
+    "GREETING",
     "LINE_END",
     "REPLY_PREFIX",
     "REPLY_SUFFIX",
+    "error_line",
+    "is_error",
+    "is_exit",
+    "is_reply",
     "reply",
     "split_line_ending",
     "split_seed_read",
-    "is_exit",
-    "is_reply",
-    "is_error",
-    "error_line",
 ]
 
 GREETING: Final = b"Welcome!"

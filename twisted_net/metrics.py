@@ -25,8 +25,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
-from twisted.web.resource import Resource
 from twisted.web import http
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from .address import format_address
@@ -58,6 +59,8 @@ KNOWN_REFUSALS = (
     "udp-rate",
     "proxy-header",
     "proxy-timeout",
+    "tls-handshake",
+    "tls-timeout",
 )
 """Refusal reasons exported from the start (at 0), so that rates and alerts
 work before the first refusal; any other reason appears when it occurs."""
@@ -84,11 +87,12 @@ class CountersCollector:
     """
     A C{prometheus_client} collector over one L{Counters}.
 
-    Runs in the web server's thread when scraped; it only reads integers and
-    copies small containers, which is safe while the reactor thread adds to
-    them.  Integer counters this module does not know yet are exported as
-    gauges named after their attribute, so that new counters show up
-    without a change here.
+    Runs in a thread of the reactor's thread pool when scraped (that is how
+    C{MetricsResource} serves); it only copies containers and reads
+    integers, which is safe while the reactor thread adds to them.  Integer
+    counters this module does not know yet are exported as gauges named
+    after their attribute, so that new counters show up without a change
+    here.
     """
 
     def __init__(self, counters: Counters) -> None:
@@ -96,9 +100,15 @@ class CountersCollector:
 
     def collect(self) -> Iterator[Metric]:
         counters = self.counters
-        values = counters.snapshot()
+        # dict() copies in one step under the GIL, so the reactor thread may
+        # go on counting (even add a counter) while this thread reads.
+        values = {
+            name: value
+            for name, value in dict(vars(counters)).items()
+            if isinstance(value, int) and not isinstance(value, bool)
+        }
         refusals: dict[str, int] = dict.fromkeys(KNOWN_REFUSALS, 0)
-        refusals.update(values.pop("refusals", {}))
+        refusals.update(dict(counters.refusals))
         for name, documentation in _GAUGES.items():
             yield GaugeMetricFamily(
                 f"{PREFIX}_{name}", documentation, value=values.pop(name, 0)
@@ -116,8 +126,7 @@ class CountersCollector:
         yield refused
         yield self._latency(counters)
         for name, value in sorted(values.items()):
-            if isinstance(value, int) and not isinstance(value, bool):
-                yield GaugeMetricFamily(f"{PREFIX}_{name}", f"Counter {name!r}.", value=value)
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", f"Counter {name!r}.", value=value)
 
     def _latency(self, counters: Counters) -> HistogramMetricFamily:
         counts = list(counters.latency_buckets)
@@ -164,10 +173,19 @@ def metrics_site(counters: Counters) -> Site:
     """
     from prometheus_client.twisted import MetricsResource
 
-    root = Resource()
+    root = _Root()
     root.putChild(b"metrics", MetricsResource(registry=metrics_registry(counters)))
     root.putChild(b"", _Index())
     return _QuietSite(root)
+
+
+class _Root(Resource):
+    """
+    The site's root: its children, and a plain 404 for anything else.
+    """
+
+    def getChild(self, path: bytes, request: http.Request) -> IResource:
+        return notFound()
 
 
 class _Index(Resource):

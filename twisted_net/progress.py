@@ -46,6 +46,7 @@ class ProgressBar:
         self.threshold = threshold
         self.interval = 1.0 / rate
         self.drawn = False
+        self._width = 0
         self._last_draw = float("-inf")
         self._started = clock.seconds()
 
@@ -59,7 +60,9 @@ class ProgressBar:
         if now - self._last_draw < self.interval and (total is None or received < total):
             return
         self._last_draw = now
-        self.stream.write("\r" + self.render(received, total, now - self._started))
+        text = self.render(received, total, now - self._started)
+        self.stream.write("\r" + text.ljust(self._width))
+        self._width = len(text)
         self.stream.flush()
         self.drawn = True
 

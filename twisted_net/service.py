@@ -21,7 +21,7 @@ from .hello import error_line
 from .proxy import server_endpoint
 from .stream import GreetingFactory
 
-__all__ = ["StreamListener", "DatagramListener", "NetService"]
+__all__ = ["DatagramListener", "NetService", "StreamListener"]
 
 
 class StreamListener(Service):
@@ -146,7 +146,9 @@ class NetService(MultiService):
 
     log = Logger(namespace="twisted_net")
 
-    def __init__(self, factory: GreetingFactory, datagram_protocol: GreetingDatagramProtocol) -> None:
+    def __init__(
+        self, factory: GreetingFactory, datagram_protocol: GreetingDatagramProtocol
+    ) -> None:
         super().__init__()
         self.factory = factory
         self.datagram_protocol = datagram_protocol

@@ -34,11 +34,11 @@ from .hello import GREETING, LINE_END, error_line, is_exit, reply, split_seed_re
 from .stats import Counters, RefusalLog
 
 __all__ = [
-    "GreetingProtocol",
-    "SeedProtocol",
-    "LineProtocol",
-    "GreetingFactory",
     "FRAMINGS",
+    "GreetingFactory",
+    "GreetingProtocol",
+    "LineProtocol",
+    "SeedProtocol",
 ]
 
 # Why reading is paused (bit flags: reading resumes when none is left).
@@ -421,6 +421,8 @@ class Watchdog:
     deadlines, so that no connection needs a timer of its own.
     """
 
+    log = Logger(namespace="twisted_net")
+
     def __init__(self, factory: GreetingFactory, interval: float = 1.0) -> None:
         self.factory = factory
         self._loop = LoopingCall(self.tick)
@@ -439,7 +441,12 @@ class Watchdog:
         factory = self.factory
         factory.now = now = factory.clock.seconds()
         for protocol in list(factory.sessions):
-            protocol.check_deadlines(now)
+            try:
+                protocol.check_deadlines(now)
+            except Exception:
+                # One broken connection must not stop the loop: that would
+                # switch off every deadline of every connection.
+                self.log.failure("Deadline check failed for {peer}", peer=protocol.peer)
 
 
 class GreetingFactory(Factory):

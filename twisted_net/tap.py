@@ -8,7 +8,8 @@ L{twisted_net.datagram} and L{twisted_net.service}.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.application.runner._exit import ExitStatus, exit
 from twisted.application.service import IService
@@ -22,7 +23,7 @@ from .service import DatagramListener, NetService, StreamListener
 from .stream import FRAMINGS, GreetingFactory
 from .udpaddress import parse_udp_address
 
-__all__ = ["Options", "makeService", "DEFAULT_LISTEN", "DEFAULT_UDP"]
+__all__ = ["DEFAULT_LISTEN", "DEFAULT_UDP", "Options", "makeService"]
 
 DEFAULT_LISTEN = "tcp:9999:interface=127.0.0.1"
 DEFAULT_UDP = "127.0.0.1:9999"
@@ -115,6 +116,9 @@ class Options(usage.Options):
          "send at once above the rate.", _number(int, "--udp-burst", 1)],
         ["shutdown-timeout", None, _DEFAULTS.shutdown_timeout, "On stop, seconds "
          "to wait for owed replies before aborting.", _number(float, "--shutdown-timeout")],
+        ["queue-limit", None, _DEFAULTS.queue_limit, "Bytes of delayed replies (--delay) "
+         "one TCP connection may have waiting before the server stops reading from it.",
+         _number(int, "--queue-limit", 1)],
         ["metrics", None, None, "Serve Prometheus metrics over HTTP at /metrics on this "
          "Twisted endpoint, e.g. tcp:9100:interface=127.0.0.1 (default: off)."],
         ["workers", None, 1, "Serve with this many processes sharing the listening "
@@ -212,6 +216,7 @@ class Options(usage.Options):
             udp_burst=self["udp-burst"],
             log_messages=bool(self["log-messages"]),
             shutdown_timeout=self["shutdown-timeout"],
+            queue_limit=self["queue-limit"],
         )
 
 

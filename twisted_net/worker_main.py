@@ -98,7 +98,8 @@ def _install_reactor(module_name: str) -> None:
 def _log_to_supervisor(index: int) -> None:
     """
     Send every log event, as one JSON line with C{worker} and
-    C{worker_pid} fields, to the supervisor's pipe.
+    C{worker_pid} fields, to the supervisor's pipe; C{log_system} names the
+    worker, so that text logs tell the processes apart.
     """
     stream = open(LOG_FD, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
     write = jsonFileLogObserver(stream, recordSeparator="")
@@ -107,6 +108,11 @@ def _log_to_supervisor(index: int) -> None:
     def observe(event: dict[str, Any]) -> None:
         event["worker"] = index
         event["worker_pid"] = pid
+        system = event.get("log_system")
+        if not system or system == "-":
+            level = getattr(event.get("log_level"), "name", "-")
+            system = f"{event.get('log_namespace', '-')}#{level}"
+        event["log_system"] = f"worker {index} {system}"
         write(event)
 
     globalLogBeginner.beginLoggingTo([cast(ILogObserver, observe)])

@@ -1,0 +1,312 @@
+"""
+Tests of the C{twisted-net} command: its argument parsing and error lines in
+process, and end to end, the installed console script as a subprocess
+against the installed C{twist net} (and a local HTTP server for C{fetch}).
+"""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from OpenSSL import SSL
+from support import RunningServer, installed_script
+from twisted.internet import error as net_error
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseNeverReceived
+
+from twisted_net.cli import build_parser, describe_error
+
+LOOPBACK = "127.0.0.1"
+GREETINGS = b"Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
+
+
+def twisted_net(*args: str, stdin: bytes = b"", timeout: float = 20.0
+                ) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [installed_script("twisted-net"), *args],
+        input=stdin, capture_output=True, timeout=timeout, check=False,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[bytes], *words: str) -> str:
+    """
+    A failure: non-zero status, exactly one line on stderr, no traceback.
+    """
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode != 0, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("twisted-net: error: "), stderr
+    for word in words:
+        assert word in lines[0]
+    return lines[0]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def server(twist_net: Callable[..., RunningServer]) -> RunningServer:
+    return twist_net(["--listen", f"tcp:0:interface={LOOPBACK}", "--udp", f"{LOOPBACK}:0"])
+
+
+# in process ------------------------------------------------------------------------
+
+
+def test_parser_defaults() -> None:
+    args = build_parser(["tcp"]).parse_args(["tcp"])
+    assert (args.connect, args.framing, args.names, args.interactive) == (
+        "tcp:127.0.0.1:9999", "seed", [], False)
+    args = build_parser(["udp"]).parse_args(["udp", "a", "b"])
+    assert (args.connect, args.timeout, args.retries, args.names) == (
+        "127.0.0.1:9999", 2.0, 2, [b"a", b"b"])
+
+
+def test_parser_rejects_negative_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser(["udp"]).parse_args(["udp", "--timeout", "-1"])
+    assert exit_.value.code == 2
+    assert "seconds must be 0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (net_error.ConnectionRefusedError(), "connection refused"),
+        (net_error.DNSLookupError("no.such.host.invalid"), "cannot resolve the host name"),
+        (TimeoutError(), "timed out"),
+        (ResponseNeverReceived([Failure(net_error.ConnectionRefusedError())]),
+         "connection refused"),
+        (SSL.Error([("SSL routines", "", "certificate verify failed")]),
+         "TLS error: certificate verify failed"),
+        (FileNotFoundError(2, "No such file or directory", "ca.pem"),
+         "No such file or directory: ca.pem"),
+        (KeyError("x"), "unexpected KeyError"),
+    ],
+)
+def test_describe_error(error: Exception, text: str) -> None:
+    line = describe_error(Failure(error))
+    assert text in line
+    assert "\n" not in line
+
+
+# tcp, end to end --------------------------------------------------------------------
+
+
+def test_tcp_default_names(server: RunningServer) -> None:
+    result = twisted_net("tcp", "--connect", f"tcp:{LOOPBACK}:{server.tcp_port}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == GREETINGS
+    assert result.stderr == b""
+
+
+def test_tcp_line_framing(twist_net: Callable[..., RunningServer]) -> None:
+    server = twist_net(["--framing", "line", "--listen", f"tcp:0:interface={LOOPBACK}",
+                        "--no-udp"])
+    result = twisted_net("tcp", "--framing", "line", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}",
+                         "Ana", "Bo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"Welcome!\nHello, Ana!\nHello, Bo!\n"
+
+
+def test_tcp_interactive(server: RunningServer) -> None:
+    """
+    C{-i}: one message per line of standard input, until end of input.
+    """
+    result = twisted_net("tcp", "-i", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}",
+                         stdin=b"Alice\nBob\r\nCarol")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"Welcome!\nHello, Alice!\nHello, Bob!\nHello, Carol!\n"
+
+
+def test_python_dash_m(server: RunningServer) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "twisted_net", "tcp", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}"],
+        capture_output=True, timeout=20, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == GREETINGS
+
+
+def test_tcp_refused() -> None:
+    port = free_port()
+    result = twisted_net("tcp", "-c", f"tcp:{LOOPBACK}:{port}")
+    assert_one_error_line(result, "connection refused", str(port))
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize("endpoint", ["bogus:1", "tcp:127.0.0.1", "tcp:127.0.0.1:notaport"])
+def test_tcp_bad_endpoint(endpoint: str) -> None:
+    result = twisted_net("tcp", "-c", endpoint)
+    assert_one_error_line(result, "bad endpoint")
+    assert result.returncode == 2
+
+
+def test_tcp_timeout_against_silent_server() -> None:
+    with socket.socket() as silent:
+        silent.bind((LOOPBACK, 0))
+        silent.listen(1)
+        result = twisted_net("tcp", "--timeout", "0.5", "-c",
+                             f"tcp:{LOOPBACK}:{silent.getsockname()[1]}")
+    assert_one_error_line(result, "timed out after 0.5 s waiting for the greeting")
+
+
+def test_tcp_wrong_framing_hint(server: RunningServer) -> None:
+    result = twisted_net("tcp", "--framing", "line", "--timeout", "0.5",
+                         "-c", f"tcp:{LOOPBACK}:{server.tcp_port}")
+    assert_one_error_line(result, "framing 'seed'")
+
+
+def test_tls_endpoint(twist_net: Callable[..., RunningServer], tmp_path: Path) -> None:
+    """
+    C{tls:} client endpoints, trusting a test authority with C{trustRoots}.
+    """
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    certificate = authority.issue_cert("localhost")
+    key = tmp_path / "server.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(key))
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    authority.cert_pem.write_to_path(str(roots / "ca.pem"))
+    server = twist_net(["--listen", f"ssl:0:interface={LOOPBACK}:privateKey={key}",
+                        "--no-udp"])
+    result = twisted_net("tcp", "-c", f"tls:localhost:{server.tcp_port}:trustRoots={roots}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == GREETINGS
+    untrusted = twisted_net("tcp", "-c", f"tls:localhost:{server.tcp_port}")
+    assert_one_error_line(untrusted, "certificate verify failed")
+
+
+# udp, end to end --------------------------------------------------------------------
+
+
+def test_udp_default_names(server: RunningServer) -> None:
+    result = twisted_net("udp", "--connect", f"{LOOPBACK}:{server.udp_port}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"Hello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
+
+
+def test_udp_nothing_answers() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((LOOPBACK, 0))
+        port = silent.getsockname()[1]
+        result = twisted_net("udp", "-c", f"{LOOPBACK}:{port}", "--timeout", "0.2",
+                             "--retries", "2")
+        received = []
+        silent.setblocking(False)
+        while True:
+            try:
+                received.append(silent.recv(100))
+            except BlockingIOError:
+                break
+    assert_one_error_line(result, "no reply", "after 3 attempt(s)")
+    assert result.returncode == 1
+    assert received == [b"Michael"] * 3
+    assert result.stdout == b""
+
+
+def test_udp_bad_address() -> None:
+    result = twisted_net("udp", "-c", "::1:9999")
+    assert_one_error_line(result, "brackets")
+    assert result.returncode == 2
+
+
+# fetch, end to end ------------------------------------------------------------------
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path == "/missing":
+            body = b"not here\n"
+            self.send_response(404, "Not Found")
+        else:
+            body = b"<html>" + self.path.encode() + b"</html>\n"
+            self.send_response(200, "OK")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Test", "yes")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def web() -> Iterator[int]:
+    httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_body_to_stdout_head_to_stderr(web: int) -> None:
+    result = twisted_net("fetch", f"http://{LOOPBACK}:{web}/page")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"<html>/page</html>\n"
+    assert result.stderr.startswith(b"HTTP/1.1 200 OK\n")
+    assert b"\nX-Test: yes\n" in result.stderr
+
+
+def test_fetch_to_file(web: int, tmp_path: Path) -> None:
+    target = tmp_path / "page.html"
+    result = twisted_net("fetch", f"http://{LOOPBACK}:{web}/a", "-o", str(target))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    assert target.read_bytes() == b"<html>/a</html>\n"
+
+
+def test_fetch_raw(web: int) -> None:
+    result = twisted_net("fetch", "--raw", f"http://{LOOPBACK}:{web}/r")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert result.stdout.endswith(b"\r\n\r\n<html>/r</html>\n")
+    assert result.stderr == b""
+
+
+def test_fetch_404(web: int) -> None:
+    result = twisted_net("fetch", f"http://{LOOPBACK}:{web}/missing")
+    assert result.stdout == b"not here\n"
+    assert result.returncode == 1
+    lines = result.stderr.decode().splitlines()
+    assert lines[0] == "HTTP/1.1 404 Not Found"
+    assert lines[-1].startswith("twisted-net: error: ") and "404 Not Found" in lines[-1]
+    assert "Traceback" not in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [("not a url", ["bad URL"]), ("gopher://x/", ["bad URL", "gopher"])],
+)
+def test_fetch_bad_url(url: str, words: list[str]) -> None:
+    result = twisted_net("fetch", url)
+    assert_one_error_line(result, *words)
+    assert result.returncode == 2
+
+
+def test_fetch_refused() -> None:
+    result = twisted_net("fetch", f"http://{LOOPBACK}:{free_port()}/")
+    assert_one_error_line(result, "connection refused")
+
+
+@pytest.mark.parametrize("command", [[], ["tcp"], ["udp"], ["fetch"]])
+def test_help(command: list[str]) -> None:
+    result = twisted_net(*command, "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith(b"usage: twisted-net")
