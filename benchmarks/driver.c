@@ -17,8 +17,10 @@
  *   udp       --connections N connected UDP sockets in lockstep; a reply not
  *             seen within --udp-timeout is counted as an error and resent.
  *
- * Output: one JSON object on stdout.  With --progress, one JSON line a second
- * on stderr ({"elapsed": s, "messages": n}).
+ * Output: one JSON object on stdout (cpu_s: the driver's own CPU time while
+ * measuring).  With --progress, JSON lines on stderr: {"event": "start"} when
+ * the clock starts, {"elapsed": s, "messages": n} every second, and
+ * {"event": "stop"} when it stops (before the connections are closed).
  *
  * Build: cc -O2 -pthread -o driver driver.c
  */
@@ -149,6 +151,7 @@ static pthread_barrier_t barrier;
 static atomic_uint_fast64_t total_messages;
 static atomic_int stopping;
 static uint64_t start_ns, end_ns;
+static struct rusage usage_start;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -511,8 +514,10 @@ static void *run_worker(void *arg) {
     }
     pthread_barrier_wait(&barrier);
     if (w->id == 0) {
+        getrusage(RUSAGE_SELF, &usage_start);
         start_ns = now_ns();
         end_ns = start_ns + (uint64_t)(duration * 1e9);
+        if (progress) fprintf(stderr, "{\"event\": \"start\"}\n");
     }
     pthread_barrier_wait(&barrier);
 
@@ -653,6 +658,13 @@ int main(int argc, char **argv) {
     }
     for (int t = 0; t < nthreads; t++) pthread_join(workers[t].thread, NULL);
     uint64_t finish = now_ns();
+    if (progress) fprintf(stderr, "{\"event\": \"stop\"}\n");
+    struct rusage usage_end;
+    getrusage(RUSAGE_SELF, &usage_end);
+    double cpu_s = (usage_end.ru_utime.tv_sec - usage_start.ru_utime.tv_sec) +
+                   (usage_end.ru_utime.tv_usec - usage_start.ru_utime.tv_usec) / 1e6 +
+                   (usage_end.ru_stime.tv_sec - usage_start.ru_stime.tv_sec) +
+                   (usage_end.ru_stime.tv_usec - usage_start.ru_stime.tv_usec) / 1e6;
 
     histogram *h = calloc(1, sizeof *h);
     struct errors err = {0};
@@ -683,7 +695,7 @@ int main(int argc, char **argv) {
     printf("{\"scenario\": \"%s\", \"framing\": \"%s\", \"connections\": %d, "
            "\"established\": %d, \"depth\": %d, \"threads\": %d, "
            "\"setup_s\": %.3f, \"duration_s\": %.3f, \"messages\": %llu, "
-           "\"unit\": \"%s\", \"msgs_per_s\": %.1f, "
+           "\"unit\": \"%s\", \"msgs_per_s\": %.1f, \"cpu_s\": %.3f, "
            "\"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, \"p999\": %.1f, "
            "\"max\": %.1f, \"mean\": %.1f}, \"errors\": %llu, "
            "\"error_detail\": {\"connect\": %llu, \"reset\": %llu, \"protocol\": %llu, "
@@ -691,7 +703,7 @@ int main(int argc, char **argv) {
            names[scenario], line_framing ? "line" : "seed", connections,
            scenario == CHURN ? connections : established, scenario == PIPELINE ? depth : 1,
            nthreads, (start_ns - setup_start) / 1e9, elapsed, (unsigned long long)messages,
-           scenario == CHURN ? "sessions" : "messages", messages / elapsed,
+           scenario == CHURN ? "sessions" : "messages", messages / elapsed, cpu_s,
            percentile(h, 0.50), percentile(h, 0.90), percentile(h, 0.99),
            percentile(h, 0.999), h->max_ns / 1000.0, h->total ? h->sum_us / h->total : 0.0,
            (unsigned long long)errors, (unsigned long long)err.connect,

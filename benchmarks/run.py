@@ -264,25 +264,48 @@ class Server:
 
 # Running -------------------------------------------------------------------
 
-def run_driver(driver: Path, host: str, port: int, scenario: Scenario, options: argparse.Namespace,
-               ) -> tuple[dict[str, Any], float]:
+def run_driver(driver: Path, server: Server, scenario: Scenario, options: argparse.Namespace,
+               ) -> tuple[dict[str, Any], float, float]:
     """
-    Run the C driver once; return its JSON result and its CPU seconds.
+    Run the C driver once against C{server}.
+
+    @return: the driver's JSON result, and the server's CPU seconds and the
+        wall-clock seconds of the measured window (from the driver's
+        C{start} to its C{stop} event, so that connection set-up and
+        tear-down are left out).
     """
     command = pinned(options.driver_cpu, [
-        str(driver), "--host", host, "--port", str(port), *scenario.driver_args(),
-        "--duration", str(options.duration), "--message", options.message,
-        "--threads", str(options.driver_threads),
+        str(driver), "--host", server.host, "--port", str(server.port),
+        *scenario.driver_args(), "--duration", str(options.duration),
+        "--message", options.message, "--threads", str(options.driver_threads), "--progress",
     ])
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(command, capture_output=True, text=True,
-                          timeout=options.duration + 120)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"driver failed ({done.returncode}): {done.stderr.strip()}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result, cpu
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None and process.stderr is not None
+    marks: dict[str, tuple[float, float]] = {}
+    problems = []
+    for line in process.stderr:
+        try:
+            event = json.loads(line).get("event")
+        except (ValueError, AttributeError):
+            problems.append(line.strip())
+            continue
+        if event in ("start", "stop"):
+            marks[event] = (server.cpu_seconds(), time.monotonic())
+    output = process.stdout.read()
+    try:
+        code = process.wait(options.duration + 120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    process.stdout.close()
+    process.stderr.close()
+    if code != 0 or "start" not in marks or "stop" not in marks:
+        raise RuntimeError(f"driver failed ({code}): {' '.join(problems)}")
+    result: dict[str, Any] = json.loads(output)
+    cpu = marks["stop"][0] - marks["start"][0]
+    wall = marks["stop"][1] - marks["start"][1]
+    return result, cpu, wall
 
 
 def one_run(name: str, template: str, scenario_name: str, driver: Path,
@@ -299,11 +322,7 @@ def one_run(name: str, template: str, scenario_name: str, driver: Path,
                               "command": server.command}
     try:
         server.wait_ready(udp=scenario.kind == "udp")
-        cpu_before = server.cpu_seconds()
-        started = time.monotonic()
-        result, driver_cpu = run_driver(driver, host, port, scenario, options)
-        wall = time.monotonic() - started
-        server_cpu = server.cpu_seconds() - cpu_before
+        result, server_cpu, wall = run_driver(driver, server, scenario, options)
         status = server.proc_status()
         alive = server.process.poll() is None
         record.update(
@@ -315,13 +334,15 @@ def one_run(name: str, template: str, scenario_name: str, driver: Path,
             server_alive=alive,
             rss_kib=status.get("VmRSS", 0),
             peak_rss_kib=status.get("VmHWM", 0),
-            server_cpu=server_cpu / wall,
-            driver_cpu=driver_cpu / wall,
+            server_cpu=server_cpu / wall if wall > 0 else 0.0,
+            driver_cpu=result["cpu_s"] / result["duration_s"],
+            msgs_per_cpu_s=result["messages"] / server_cpu if server_cpu > 0 else 0.0,
             load_average=os.getloadavg()[0],
         )
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
         record.update(error=str(error), msgs_per_s=0.0, p50_us=0.0, p99_us=0.0, errors=1,
-                      rss_kib=0, peak_rss_kib=0, server_cpu=0.0, driver_cpu=0.0)
+                      rss_kib=0, peak_rss_kib=0, server_cpu=0.0, driver_cpu=0.0,
+                      msgs_per_cpu_s=0.0)
     finally:
         server.stop()
     return record
@@ -343,13 +364,15 @@ def summarise(runs: list[dict[str, Any]], servers: list[str], scenarios: list[st
             rows[server] = {
                 key: float(statistics.median(r[key] for r in mine))
                 for key in ("msgs_per_s", "p50_us", "p99_us", "peak_rss_kib", "rss_kib",
-                            "server_cpu", "driver_cpu")
+                            "server_cpu", "driver_cpu", "msgs_per_cpu_s")
             }
             rows[server]["errors"] = float(sum(r["errors"] for r in mine))
             rows[server]["rounds"] = float(len(mine))
         base = rows.get(baseline, {}).get("msgs_per_s", 0.0)
+        base_cpu = rows.get(baseline, {}).get("msgs_per_cpu_s", 0.0)
         for row in rows.values():
             row["ratio"] = row["msgs_per_s"] / base if base else float("nan")
+            row["cpu_ratio"] = row["msgs_per_cpu_s"] / base_cpu if base_cpu else float("nan")
         summary[scenario] = rows
     return summary
 
@@ -360,12 +383,13 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
                  previous: dict[str, Any] | None = None) -> str:
     """
     The summary as a plain-text table (one block per scenario), then the
-    ratio matrix.
+    two ratio matrices.
     """
     lines = []
-    header = (f"{'scenario':<15} {'server':<11} {'msgs/s':>10} {'x ' + baseline:>9} "
+    base = f"x {baseline}"
+    header = (f"{'scenario':<15} {'server':<11} {'msgs/s':>10} {base:>9} "
               f"{'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} {'errors':>6} {'srv CPU':>7} "
-              f"{'drv CPU':>7}")
+              f"{'drv CPU':>7} {'msgs/CPU-s':>10} {base:>9}")
     if previous:
         header += f" {'vs prev':>8}"
     lines.append(header)
@@ -379,7 +403,8 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
             line = (f"{scenario:<15} {server:<10}{mark} {row['msgs_per_s']:>10,.0f} "
                     f"{row['ratio']:>9.2f} {row['p50_us'] / 1000:>8.2f} "
                     f"{row['p99_us'] / 1000:>8.2f} {row['peak_rss_kib'] / 1024:>7.1f} "
-                    f"{row['errors']:>6.0f} {row['server_cpu']:>7.0%} {row['driver_cpu']:>7.0%}")
+                    f"{row['errors']:>6.0f} {row['server_cpu']:>7.0%} {row['driver_cpu']:>7.0%} "
+                    f"{row['msgs_per_cpu_s']:>10,.0f} {row['cpu_ratio']:>9.2f}")
             if previous:
                 old = previous.get(scenario, {}).get(server, {}).get("msgs_per_s")
                 line += f" {row['msgs_per_s'] / old - 1:>+8.0%}" if old else f" {'-':>8}"
@@ -387,24 +412,27 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
         lines.append("")
     if contended:
         lines.append(f"~ neither the server nor the driver used {SATURATED:.0%} of its CPU: "
-                     "other load took the CPUs, or the run waited on something; rerun when "
-                     "the machine is quiet.")
+                     "other load took the CPUs, or the run waited on something; its msgs/s "
+                     "says little, msgs/CPU-s (messages per second of server CPU) still holds.")
         lines.append("")
     servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
-    lines.append(f"messages/s relative to {baseline} (median of rounds):")
-    lines.append(f"{'':<15}" + "".join(f"{s:>10}" for s in servers))
-    for scenario, rows in summary.items():
-        cells = "".join(
-            f"{rows[s]['ratio']:>10.2f}" if s in rows else f"{'-':>10}" for s in servers
-        )
-        lines.append(f"{scenario:<15}{cells}")
-    return "\n".join(lines)
+    for key, title in (("ratio", "messages/s"), ("cpu_ratio", "messages per server CPU-second")):
+        lines.append(f"{title} relative to {baseline} (median of rounds):")
+        lines.append(f"{'':<15}" + "".join(f"{s:>10}" for s in servers))
+        for scenario, rows in summary.items():
+            cells = "".join(
+                f"{rows[s][key]:>10.2f}" if s in rows else f"{'-':>10}" for s in servers
+            )
+            lines.append(f"{scenario:<15}{cells}")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")
 
 
 def draw_chart(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
                path: Path, title: str) -> None:
     """
-    Grouped bars: for each scenario, each server's messages/s relative to the
+    Two panels of grouped bars, one group per scenario: each server's
+    messages/s, and its messages per server CPU-second, relative to the
     baseline (log scale), labelled with the ratio.
     """
     import matplotlib
@@ -415,23 +443,28 @@ def draw_chart(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
     scenarios = list(summary)
     servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
     width = 0.8 / max(len(servers), 1)
-    figure, axes = plt.subplots(figsize=(11, 5.5), dpi=110)
-    for index, server in enumerate(servers):
-        xs = [i + (index - (len(servers) - 1) / 2) * width for i in range(len(scenarios))]
-        ratios = [summary[s].get(server, {}).get("ratio", 0.0) or 0.0 for s in scenarios]
-        bars = axes.bar(xs, [max(r, 1e-3) for r in ratios], width, label=server)
-        for bar, ratio in zip(bars, ratios, strict=True):
-            axes.annotate(f"{ratio:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                          ha="center", va="bottom", fontsize=7, rotation=90,
-                          xytext=(0, 2), textcoords="offset points")
-    axes.set_yscale("log")
-    axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
-    axes.set_xticks(range(len(scenarios)))
-    axes.set_xticklabels(scenarios)
-    axes.set_ylabel(f"messages/s relative to {baseline} (log)")
-    axes.set_title(title, fontsize=10)
-    axes.legend(ncol=len(servers), fontsize=8, loc="upper center",
-                bbox_to_anchor=(0.5, -0.08))
+    figure, panels = plt.subplots(2, 1, figsize=(11, 8.5), dpi=100, sharex=True)
+    for axes, key, label in (
+        (panels[0], "ratio", f"messages/s\nrelative to {baseline}"),
+        (panels[1], "cpu_ratio", f"messages per server CPU-second\nrelative to {baseline}"),
+    ):
+        for index, server in enumerate(servers):
+            xs = [i + (index - (len(servers) - 1) / 2) * width for i in range(len(scenarios))]
+            ratios = [summary[s].get(server, {}).get(key, 0.0) or 0.0 for s in scenarios]
+            bars = axes.bar(xs, [max(r, 1e-3) for r in ratios], width, label=server)
+            for bar, ratio in zip(bars, ratios, strict=True):
+                axes.annotate(f"{ratio:.2f}",
+                              (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                              ha="center", va="bottom", fontsize=7, rotation=90,
+                              xytext=(0, 2), textcoords="offset points")
+        axes.set_yscale("log")
+        axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+        axes.set_ylabel(label + " (log)")
+    panels[0].set_title(title, fontsize=9)
+    panels[1].set_xticks(range(len(scenarios)))
+    panels[1].set_xticklabels(scenarios)
+    panels[1].legend(ncol=len(servers), fontsize=8, loc="upper center",
+                     bbox_to_anchor=(0.5, -0.1))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -214,6 +214,7 @@ def test_c_driver_refuses_other_hosts(binaries: dict[str, Path]) -> None:
 def _fake_run(server: str, scenario: str, rate: float, rnd: int) -> dict[str, Any]:
     return {"server": server, "scenario": scenario, "round": rnd, "msgs_per_s": rate,
             "p50_us": 100.0 * rnd, "p99_us": 900.0, "peak_rss_kib": 2048, "rss_kib": 1024,
+            "msgs_per_cpu_s": rate * 2,
             "server_cpu": 1.0, "driver_cpu": 0.5, "errors": rnd}
 
 
@@ -230,6 +231,7 @@ def test_summary_takes_medians_and_ratios() -> None:
     assert summary["s"]["a"]["errors"] == 3.0
     assert summary["s"]["a"]["ratio"] == 4.0
     assert summary["s"]["b"]["ratio"] == 1.0
+    assert summary["s"]["a"]["cpu_ratio"] == 4.0
     table = run_module.format_table(summary, "b")
     assert "x b" in table.splitlines()[0]
     assert any(line.split()[:2] == ["s", "a"] and "4.00" in line for line in table.splitlines())
@@ -254,7 +256,9 @@ def test_run_script_writes_table_json_and_chart(tmp_path: Path) -> None:
     assert "lockstep-50" in done.stdout
     document = json.loads((tmp_path / "latest.json").read_text())
     assert {r["server"] for r in document["runs"]} == {"epoll-c", "asyncio"}
-    assert all(r["msgs_per_s"] > 0 and r["errors"] == 0 for r in document["runs"])
+    for record in document["runs"]:
+        assert record["msgs_per_s"] > 0 and record["errors"] == 0
+        assert record["msgs_per_cpu_s"] > 0 and 0 < record["server_cpu"] <= 1.2
     assert document["summary"]["lockstep-50"]["asyncio"]["ratio"] == 1.0
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -327,3 +331,23 @@ def test_bench_without_server_says_so(capsys: pytest.CaptureFixture[str]) -> Non
     assert status == 1
     assert "no replies" in captured.err and "connect 3" in captured.err
     assert captured.out.splitlines()[2].split()[:3] == ["lockstep", "3", "0"]
+
+
+def test_bench_with_the_c_driver(binaries: dict[str, Path], peer: Callable[[list[str]], Peer],
+                                 tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    C{--driver} runs the compiled C driver and reports its figures the same
+    way, marked as such in the JSON.
+    """
+    server = peer([str(binaries["epoll_server"]), "--port", "0"])
+    path = tmp_path / "c.json"
+    status = bench.main(["--connect", f"127.0.0.1:{server.port}", "--scenario", "pipeline",
+                         "--duration", "1.2", "--connections", "2",
+                         "--driver", str(binaries["driver"]), "--json", str(path)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "[pipeline]" in captured.err
+    assert any(line.split()[:2] == ["pipeline", "2"] for line in captured.out.splitlines())
+    (result,) = json.loads(path.read_text())["results"]
+    assert result["engine"] == "c"
+    assert result["messages"] > 0 and result["errors"] == 0

@@ -131,6 +131,18 @@ def test_tcp_interactive(server: RunningServer) -> None:
     assert result.stdout == b"Welcome!\nHello, Alice!\nHello, Bob!\nHello, Carol!\n"
 
 
+def test_tcp_interactive_exit_line_ends(server: RunningServer) -> None:
+    """
+    A line C{exit} ends the conversation like end of input; the rest of the
+    input is not sent; an empty line cannot be sent in the seed framing.
+    """
+    result = twisted_net("tcp", "-i", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}",
+                         stdin=b"A\n\nexit\nB\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"Welcome!\nHello, A!\n"
+    assert b"skipped line" in result.stderr
+
+
 def test_python_dash_m(server: RunningServer) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "twisted_net", "tcp", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -231,6 +232,19 @@ def test_seed_client_against_line_server_hints_at_framing() -> None:
     assert "framing 'line'" in str(result_of(protocol).value)
 
 
+def test_cancel_aborts_the_connection() -> None:
+    """
+    A caller that gives up (C{addTimeout}, C{cancel}) drops the connection.
+    """
+    protocol, transport, _, _ = connected("seed")
+    protocol.send(b"a")
+    protocol.dataReceived(b"Welcome!")
+    protocol.done.cancel()
+    assert transport.disconnecting
+    close(protocol, ConnectionLost)
+    assert isinstance(result_of(protocol).value, CancelledError)
+
+
 # line ----------------------------------------------------------------------------
 
 
@@ -413,6 +427,14 @@ def test_udp_server_error_fails() -> None:
     error = udp_result(client).value
     assert isinstance(error, ServerRefusedError)
     assert "message longer than 4096 bytes" in str(error)
+
+
+def test_udp_cancel_stops_retrying() -> None:
+    client, transport, clock, _ = udp_client([b"a"])
+    client.done.cancel()
+    clock.advance(10)
+    assert len(transport.written) == 1
+    assert isinstance(udp_result(client).value, CancelledError)
 
 
 def test_udp_reply_keeps_line_ending() -> None:

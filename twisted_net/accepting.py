@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import tcp
@@ -27,6 +28,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from .address import format_host_port
+from .reactor_fastpaths import accepter
 from .stats import RefusalLog
 
 __all__ = ["ACCEPT_BACKOFF", "GuardedListeningReactor", "GuardedPort"]
@@ -97,11 +99,13 @@ class GuardedPort(tcp.Port):
         self.backoff = backoff
         self._reserve: int | None = None
         self._resume_call: IDelayedCall | None = None
+        self._accept_one: Callable[[], tuple[socket.socket, Any]] | None = None
 
     def startListening(self) -> None:
         super().startListening()
         if self._reserve is None:
             self._reserve = _reserve_descriptor()
+        self._accept_one = accepter(self.socket)
 
     def doRead(self) -> None:
         """
@@ -110,9 +114,10 @@ class GuardedPort(tcp.Port):
         stays readable.
         """
         accepted = 0
+        accept = self._accept_one or self.socket.accept
         for _ in range(self.numberAccepts):
             try:
-                client, address = self.socket.accept()
+                client, address = accept()
             except OSError as error:
                 if error.errno in _NOTHING_WAITING:
                     break

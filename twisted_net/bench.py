@@ -552,9 +552,11 @@ def _run_c_driver(args: argparse.Namespace, scenario: str) -> dict[str, Any]:
     for line in process.stderr:
         try:
             tick = json.loads(line)
-            show(tick["elapsed"], tick["messages"])
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             problems.append(line.strip())
+            continue
+        if isinstance(tick, dict) and "elapsed" in tick:
+            show(tick["elapsed"], tick["messages"])
     output = process.stdout.read()
     if process.wait() != 0:
         raise RuntimeError(f"driver failed: {' '.join(problems) or process.returncode}")

@@ -84,6 +84,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if not value:
+        raise argparse.ArgumentTypeError(f"seconds must be more than 0: {text!r}")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -160,7 +167,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help=f"server address, e.g. 9999, 127.0.0.1:9999, [::1]:9999 (default: {DEFAULT_UDP})",
     )
     udp.add_argument(
-        "--timeout", type=_seconds, default=2.0, metavar="S",
+        "--timeout", type=_positive_seconds, default=2.0, metavar="S",
         help="seconds to wait for each reply before asking again (default: 2)",
     )
     udp.add_argument(
@@ -327,7 +334,7 @@ class _StandardInputLines(LineReceiver):
         if line.endswith(b"\r"):
             line = line[:-1]
         if line == EXIT:
-            self.readConnectionLost()
+            self._end()
             return
         try:
             self.conversation.send(line)
@@ -335,10 +342,13 @@ class _StandardInputLines(LineReceiver):
             _warn(f"skipped line: {error}")
 
     def readConnectionLost(self) -> None:
+        if self._buffer and not self._ended:
+            rest, self._buffer = self._buffer, b""
+            self.lineReceived(rest)
+        self._end()
+
+    def _end(self) -> None:
         if not self._ended:
-            if self._buffer:
-                rest, self._buffer = self._buffer, b""
-                self.lineReceived(rest)
             self._ended = True
             self.conversation.finish()
 

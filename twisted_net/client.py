@@ -153,7 +153,7 @@ class GreetingClientProtocol(Protocol):
         self.timeout = timeout
         self.on_message = on_message
         self.messages: list[bytes] = []
-        self.done: Deferred[list[bytes]] = Deferred()
+        self.done: Deferred[list[bytes]] = Deferred(self._cancel)
         self._buffer = b""
         self._unsent: deque[bytes] = deque()
         self._outstanding: deque[bytes] = deque()
@@ -295,10 +295,19 @@ class GreetingClientProtocol(Protocol):
         self._buffer = b""
         self.transport.abortConnection()  # type: ignore[union-attr]
 
+    def _cancel(self, _: Deferred[list[bytes]]) -> None:
+        """
+        The caller gave up: drop the connection.
+        """
+        if self.transport is not None and not self._lost:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._end_of_input()
         self._lost = True
         self._arm()
+        if self.done.called:
+            return
         if self._failure is not None:
             self.done.errback(self._failure)
         elif self._exit_sent and not self._outstanding:
@@ -554,7 +563,7 @@ class UDPGreetingClient(DatagramProtocol):
         self.clock = clock
         self.on_message = on_message
         self.messages: list[bytes] = []
-        self.done: Deferred[list[bytes]] = Deferred()
+        self.done: Deferred[list[bytes]] = Deferred(lambda _: self._stop())
         self._server = (ipaddress.ip_address(host.split("%", 1)[0]), port)
         self._index = -1
         self._expected = b""
@@ -634,9 +643,12 @@ class UDPGreetingClient(DatagramProtocol):
         if not self.done.called:
             self._finish(ConversationError("the UDP port closed unexpectedly", self.messages))
 
-    def _finish(self, error: ConversationError | None) -> None:
+    def _stop(self) -> None:
         self._cancel_timer()
         self._index = len(self.names)
+
+    def _finish(self, error: ConversationError | None) -> None:
+        self._stop()
         if error is None:
             self.done.callback(self.messages)
         else:

@@ -33,6 +33,9 @@ class ServerConfig:
     @ivar udp_rate: datagrams per second answered for one source host.
     @ivar udp_burst: how many datagrams one source may send at once.
     @ivar log_messages: log every message (off: it costs throughput).
+    @ivar log_connections: log each TCP connection's opening and closing
+        (info events); C{twist net} turns it off when its C{--log-level}
+        would drop them anyway, so that they cost nothing per connection.
     @ivar shutdown_timeout: seconds a stop waits for owed replies before it
         aborts the remaining connections.
     """
@@ -48,4 +51,5 @@ class ServerConfig:
     udp_rate: float = 200.0
     udp_burst: int = 400
     log_messages: bool = False
+    log_connections: bool = True
     shutdown_timeout: float = 10.0

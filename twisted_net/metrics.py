@@ -61,6 +61,9 @@ KNOWN_REFUSALS = (
     "proxy-timeout",
     "tls-handshake",
     "tls-timeout",
+    "accept-emfile",
+    "accept-enomem",
+    "accept-error",
 )
 """Refusal reasons exported from the start (at 0), so that rates and alerts
 work before the first refusal; any other reason appears when it occurs."""

@@ -45,6 +45,7 @@ from twisted.python.failure import Failure
 __all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 
 
+
 class WriteThroughServer(tcp.Server):
     """
     A server-side TCP transport whose writes are sent by the reactor at the

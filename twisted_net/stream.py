@@ -354,57 +354,83 @@ class LineProtocol(GreetingProtocol):
     """
 
     greeting = GREETING + LINE_END
-    _buffer = b""
+    # The pieces of a line still waiting for its line feed: kept as a list
+    # so that a line arriving one byte per read costs linear, not
+    # quadratic, time up to --max-message.
+    _partial: list[bytes] | None = None
+    _partial_length = 0
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
         factory = self.factory
         factory.counters.bytes_in += len(data)
-        self.last_activity = now = factory.now
-        limit = factory.config.max_message
-        if self._buffer:
-            data = self._buffer + data
+        self.last_activity = factory.now
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        limit = self.factory.config.max_message
+        if b"\n" not in data:
+            length = self._partial_length + len(data)
+            if length > limit + 1:
+                self._too_long([], limit)
+            elif data:
+                if self._partial is None:
+                    self._partial = [data]
+                    self.partial_since = self.factory.now
+                else:
+                    self._partial.append(data)
+                self._partial_length = length
+            return
+        if self._partial is not None:
+            self._partial.append(data)
+            data = b"".join(self._partial)
+            self._forget_partial()
         lines = data.split(b"\n")
         rest = lines.pop()
         out: list[bytes] = []
-        log_messages = factory.config.log_messages
+        log_messages = self.factory.config.log_messages
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if log_messages:
                 self.log_message(line)
             if len(line) > limit:
-                self._buffer = b""
-                self.send(b"".join(out), len(out))
-                self.refuse("max-message", f"message longer than {limit} bytes")
+                self._too_long(out, limit)
                 return
             if is_exit(line):
-                self._buffer = b""
                 self.send(b"".join(out), len(out), then_close=True)
                 return
             out.append(reply(line) + LINE_END)
         if len(rest) > limit + 1:
-            self._buffer = b""
-            self.send(b"".join(out), len(out))
-            self.refuse("max-message", f"message longer than {limit} bytes")
+            self._too_long(out, limit)
             return
         if rest:
-            if not self._buffer or lines:
-                self.partial_since = now
+            self._partial = [rest]
+            self._partial_length = len(rest)
+            self.partial_since = self.factory.now
         else:
             self.partial_since = None
-        self._buffer = rest
         if out:
             self.send(b"".join(out), len(out))
+
+    def _forget_partial(self) -> None:
+        self._partial = None
+        self._partial_length = 0
+        self.partial_since = None
+
+    def _too_long(self, answered: list[bytes], limit: int) -> None:
+        self._forget_partial()
+        self.send(b"".join(answered), len(answered))
+        self.refuse("max-message", f"message longer than {limit} bytes")
 
     def end_of_input(self) -> None:
         """
         A last line without its line feed is still answered when the peer
         half-closes.
         """
-        if self._buffer and not self._closing:
-            self.dataReceived(b"\n")
+        if self._partial is not None and not self._closing:
+            self._take(b"\n")
 
 
 FRAMINGS: dict[str, type[GreetingProtocol]] = {
@@ -517,9 +543,12 @@ class GreetingFactory(Factory):
         self.sessions.add(protocol)
         self.counters.connections_open += 1
         self.counters.connections_total += 1
-        self.log.info(
-            "Accept new connection from {peer}...", event="connection_opened", peer=protocol.peer
-        )
+        if config.log_connections:
+            self.log.info(
+                "Accept new connection from {peer}...",
+                event="connection_opened",
+                peer=protocol.peer,
+            )
         return None
 
     def release(self, protocol: GreetingProtocol) -> None:
@@ -534,9 +563,10 @@ class GreetingFactory(Factory):
         else:
             self.per_peer.pop(host, None)
         self.counters.connections_open -= 1
-        self.log.info(
-            "Connection from {peer} closed.", event="connection_closed", peer=protocol.peer
-        )
+        if self.config.log_connections:
+            self.log.info(
+                "Connection from {peer} closed.", event="connection_closed", peer=protocol.peer
+            )
         if not self.sessions and self._closed_waiters:
             waiters, self._closed_waiters = self._closed_waiters, []
             for waiter in waiters:

@@ -15,6 +15,7 @@ from twisted.application.runner._exit import ExitStatus, exit
 from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
+from twisted.logger import LogLevel
 from twisted.python import usage
 
 from .config import ServerConfig
@@ -215,9 +216,24 @@ class Options(usage.Options):
             udp_rate=self["udp-rate"],
             udp_burst=self["udp-burst"],
             log_messages=bool(self["log-messages"]),
+            log_connections=_logs_info(self),
             shutdown_timeout=self["shutdown-timeout"],
             queue_limit=self["queue-limit"],
         )
+
+
+def _logs_info(options: usage.Options) -> bool:
+    """
+    Whether info events can reach the log: not under C{twist --log-level
+    warn} (or C{error}, C{critical}), whose filter drops them, so that the
+    server need not build two events per connection only to drop them.
+    """
+    parent = getattr(options, "parent", None)
+    level = parent.get("logLevel") if isinstance(parent, usage.Options) else None
+    levels = list(LogLevel.iterconstants())
+    if level not in levels:
+        return True
+    return levels.index(level) <= levels.index(LogLevel.info)
 
 
 class _ExitOnListenFailure(NetService):
