@@ -211,6 +211,26 @@ def test_udp_default_names(server: RunningServer) -> None:
     assert result.stdout == b"Hello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
 
 
+def ipv6_loopback_usable() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback_usable(), reason="::1 is not bindable")
+def test_ipv6_tcp_and_udp(twist_net: Callable[..., RunningServer]) -> None:
+    server = twist_net(["--listen", r"tcp6:0:interface=\:\:1", "--udp", "[::1]:0"])
+    tcp = twisted_net("tcp", "-c", rf"tcp:host=\:\:1:port={server.tcp_port}", "six")
+    assert tcp.returncode == 0, tcp.stderr
+    assert tcp.stdout == b"Welcome!\nHello, six!\n"
+    udp = twisted_net("udp", "-c", f"[::1]:{server.udp_port}", "six")
+    assert udp.returncode == 0, udp.stderr
+    assert udp.stdout == b"Hello, six!\n"
+
+
 def test_udp_nothing_answers() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind((LOOPBACK, 0))
@@ -266,6 +286,38 @@ def web() -> Iterator[int]:
     yield httpd.server_address[1]
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def https_web(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], ca_file
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_https_with_ca_file(https_web: tuple[int, Path]) -> None:
+    port, ca_file = https_web
+    url = f"https://localhost:{port}/secure"
+    result = twisted_net("fetch", "--ca-file", str(ca_file), url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"<html>/secure</html>\n"
+    raw = twisted_net("fetch", "--raw", "--ca-file", str(ca_file), url)
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
+    untrusted = twisted_net("fetch", url)
+    assert_one_error_line(untrusted, "TLS error", "certificate verify failed")
 
 
 def test_fetch_body_to_stdout_head_to_stderr(web: int) -> None:

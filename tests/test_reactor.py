@@ -213,6 +213,36 @@ def test_write_then_lose_connection_sends_then_closes() -> None:
     assert sock.sent == b"Hello, M!"
 
 
+def test_close_with_nothing_unsent_happens_at_end_of_iteration() -> None:
+    """
+    C{loseConnection} with nothing to send stops reading and closes at the
+    flush, without registering an epoll writer.
+    """
+    transport, sock, reactor = make_transport()
+    transport.loseConnection()
+    assert reactor.readers == set()
+    assert flush(transport, reactor) is twisted_main.CONNECTION_DONE
+    assert reactor.writers == set() and sock.sends == []
+
+
+def test_close_waits_for_a_paused_producer() -> None:
+    """
+    As in Twisted: a paused streaming producer is resumed when the buffer
+    drains, and the close waits until it unregisters.
+    """
+    transport, sock, reactor = make_transport(room=10)
+    producer = RecordingProducer()
+    transport.registerProducer(producer, True)
+    transport.write(b"x" * (transport.bufferSize + 1))
+    transport.loseConnection()
+    flush(transport, reactor)
+    sock.room = 1 << 30
+    assert transport.doWrite() is None
+    assert producer.calls == ["pause", "resume"]
+    transport.unregisterProducer()
+    assert transport.doWrite() is twisted_main.CONNECTION_DONE
+
+
 def test_write_then_half_close_sends_then_shuts_down() -> None:
     transport, sock, reactor = make_transport()
     transport.write(b"Hello, M!")

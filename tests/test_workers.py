@@ -88,6 +88,21 @@ def test_bind_group_shares_one_port(kind: int) -> None:
             member.close()
 
 
+def test_bind_group_does_not_join_another_instance() -> None:
+    """
+    A port held by another SO_REUSEPORT group (say, an instance still
+    running) is refused, not silently shared.
+    """
+    other = bind_group(ListenRequest(socket.SOCK_STREAM, LOOPBACK, 0), 2)
+    try:
+        port = other[0].getsockname()[1]
+        with pytest.raises(CannotListenError):
+            bind_group(ListenRequest(socket.SOCK_STREAM, LOOPBACK, port), 2)
+    finally:
+        for member in other:
+            member.close()
+
+
 def test_bind_group_reports_a_taken_port() -> None:
     taken = socket.socket()
     taken.bind((LOOPBACK, 0))

@@ -100,12 +100,14 @@ class GuardedPort(tcp.Port):
         self._reserve: int | None = None
         self._resume_call: IDelayedCall | None = None
         self._accept_one: Callable[[], tuple[socket.socket, Any]] | None = None
+        self._accept_source: socket.socket | None = None
 
     def startListening(self) -> None:
         super().startListening()
         if self._reserve is None:
             self._reserve = _reserve_descriptor()
         self._accept_one = accepter(self.socket)
+        self._accept_source = self.socket
 
     def doRead(self) -> None:
         """
@@ -114,7 +116,9 @@ class GuardedPort(tcp.Port):
         stays readable.
         """
         accepted = 0
-        accept = self._accept_one or self.socket.accept
+        accept = self._accept_one
+        if accept is None or self._accept_source is not self.socket:
+            accept = self.socket.accept
         for _ in range(self.numberAccepts):
             try:
                 client, address = accept()

@@ -19,29 +19,23 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 from OpenSSL import SSL
 from twisted.internet import error as net_error
 from twisted.internet import fdesc
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.internet.endpoints import clientFromString
-from twisted.internet.interfaces import (
-    IHalfCloseableProtocol,
-    IStreamClientEndpoint,
-)
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import react
-from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed
-from zope.interface import implementer
 
 from .client import (
     ConversationError,
-    GreetingClientProtocol,
     client_protocol,
     connect_greeting,
     greet,
     greet_udp,
 )
+from .console import StandardInputLines, StandardOutput
 from .fetch import FetchError, FetchResult, fetch, fetch_raw, parse_url, trust_root_from_pem
-from .hello import EXIT, split_line_ending
+from .hello import split_line_ending
 from .progress import ProgressBar
 from .udpaddress import parse_udp_address
 
@@ -184,8 +178,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="the tutorial's HTTP client: GET a URL",
         description="GET an http or https URL with 'Connection: close' and read until the "
         "server closes. The status line and headers go to standard error, the body to "
-        "standard output (or FILE). Redirects are not followed. An HTTP status of 400 or "
-        "more gives exit status 1 (the body is still written).",
+        "standard output (or FILE). Chunked bodies are decoded; the connection headers "
+        "(Content-Length, Transfer-Encoding, Connection) are consumed by Twisted's HTTP "
+        "parser and not shown (--raw shows everything). Redirects are not followed. An "
+        "HTTP status of 400 or more gives exit status 1 (the body is still written).",
     )
     fetch_parser.add_argument("url", metavar="URL", help="http://HOST[:PORT]/PATH or https://...")
     fetch_parser.add_argument(
@@ -269,38 +265,6 @@ def _ssl_reason(error: SSL.Error) -> str:
 # Output ----------------------------------------------------------------------
 
 
-class StandardOutput:
-    """
-    Standard output for bytes, written at once; when the reader goes away
-    (C{twisted-net ... | head -1}), later output is discarded and
-    C{on_broken} is called (to stop the command), instead of a traceback.
-    """
-
-    def __init__(self) -> None:
-        self.broken = False
-        self.on_broken: Callable[[], object] | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.broken:
-            return
-        try:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        except BrokenPipeError:
-            self.broken = True
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-            if self.on_broken is not None:
-                self.on_broken()
-
-    def line(self, message: bytes) -> None:
-        """
-        One message on its own line (its own line ending, if any, replaced).
-        """
-        self.write(split_line_ending(message)[0] + b"\n")
-
-
 def _endpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
     try:
         endpoint: IStreamClientEndpoint = clientFromString(reactor, description)
@@ -310,55 +274,6 @@ def _endpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
 
 
 # tcp -----------------------------------------------------------------------------
-
-
-@implementer(IHalfCloseableProtocol)
-class _StandardInputLines(LineReceiver):
-    """
-    Feed each line of standard input to a conversation; end it at end of
-    input or at a line C{exit}.  Standard output goes through the same
-    (non-blocking) standard I/O transport.
-    """
-
-    delimiter = b"\n"
-    MAX_LENGTH = 1 << 20
-
-    def __init__(self, conversation: GreetingClientProtocol) -> None:
-        self.conversation = conversation
-        self.closed: Deferred[None] = Deferred()
-        self._ended = False
-
-    def lineReceived(self, line: bytes) -> None:
-        if self._ended:
-            return
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if line == EXIT:
-            self._end()
-            return
-        try:
-            self.conversation.send(line)
-        except ValueError as error:
-            _warn(f"skipped line: {error}")
-
-    def readConnectionLost(self) -> None:
-        if self._buffer and not self._ended:
-            rest, self._buffer = self._buffer, b""
-            self.lineReceived(rest)
-        self._end()
-
-    def _end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self.conversation.finish()
-
-    def writeConnectionLost(self) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.readConnectionLost()
-        if not self.closed.called:
-            self.closed.callback(None)
 
 
 def _warn(text: str) -> None:
@@ -390,14 +305,14 @@ async def _interactive(reactor: Any, endpoint: IStreamClientEndpoint,
                        args: argparse.Namespace) -> int:
     from twisted.internet.stdio import StandardIO
 
-    lines: _StandardInputLines | None = None
+    lines: StandardInputLines | None = None
 
     def show(message: bytes) -> None:
         assert lines is not None and lines.transport is not None
         lines.transport.write(split_line_ending(message)[0] + b"\n")
 
     conversation = client_protocol(args.framing, reactor, args.timeout, show)
-    lines = _StandardInputLines(conversation)
+    lines = StandardInputLines(conversation, _warn)
     stdio = StandardIO(lines, reactor=reactor)
     try:
         await connect_greeting(reactor, endpoint, conversation, args.timeout)

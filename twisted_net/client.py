@@ -17,24 +17,29 @@ as the server framed them (line endings of the C{line} framing removed).
 
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorTime,
-    IReactorUDP,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import DatagramProtocol, Protocol, connectionDone
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from .address import format_host_port
+from .clienterrors import (
+    ConversationError,
+    MessageCallback,
+    ReplyTimeoutError,
+    ServerClosedError,
+    ServerRefusedError,
+    show_bytes,
+)
 from .fetch import FetchError, FetchResult, fetch, fetch_raw
 from .hello import (
     ERROR_PREFIX,
@@ -47,6 +52,7 @@ from .hello import (
     split_line_ending,
     split_seed_read,
 )
+from .udpclient import UDPGreetingClient, greet_udp
 
 __all__ = [
     "FRAMINGS",
@@ -68,53 +74,6 @@ __all__ = [
     "greet_udp",
     "show_bytes",
 ]
-
-MessageCallback = Callable[[bytes], None]
-"""Called with each message the server sends, as soon as it is complete."""
-
-
-def show_bytes(data: bytes) -> str:
-    """
-    Peer bytes made printable for an error message, without decoding them as
-    text: ASCII stays, everything else is escaped (C{\\xff}, C{\\r}).
-    """
-    return repr(data)[2:-1]
-
-
-class ConversationError(Exception):
-    """
-    A conversation did not complete.
-
-    @ivar messages: everything the server said before it went wrong.
-    """
-
-    def __init__(self, description: str, messages: Sequence[bytes] = ()) -> None:
-        super().__init__(description)
-        self.messages = list(messages)
-
-
-class ServerClosedError(ConversationError):
-    """
-    The server closed the connection before it answered every message.
-
-    @ivar reason: why the connection closed, as Twisted reported it.
-    """
-
-    def __init__(self, description: str, messages: Sequence[bytes], reason: Failure) -> None:
-        super().__init__(description, messages)
-        self.reason = reason
-
-
-class ReplyTimeoutError(ConversationError):
-    """
-    The server did not say what was expected within the timeout.
-    """
-
-
-class ServerRefusedError(ConversationError):
-    """
-    The server answered with an error (C{error: ...}) instead of a reply.
-    """
 
 
 def _check_no_exit(message: bytes) -> None:
@@ -526,175 +485,3 @@ def greet(
         return connected.done
 
     return connect_greeting(reactor, endpoint, protocol, timeout).addCallback(converse)
-
-
-class UDPGreetingClient(DatagramProtocol):
-    """
-    The tutorial's UDP client: send each name to one server, one at a time,
-    and wait for its reply (C{Hello, NAME!}); a reply that does not come
-    within C{timeout} seconds is asked for again, up to C{retries} times.
-
-    Only datagrams from the server's address that are the expected reply
-    count: late replies to earlier requests, duplicates and datagrams from
-    anyone else are ignored.  An error datagram (C{error: ...}) from the
-    server ends the conversation.
-
-    @ivar done: fires with the replies, or fails with L{ReplyTimeoutError} or
-        L{ServerRefusedError}.
-    """
-
-    noisy = False
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        names: Sequence[bytes],
-        timeout: float,
-        retries: int,
-        clock: IReactorTime,
-        on_message: MessageCallback | None = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.names = list(names)
-        self.timeout = timeout
-        self.retries = retries
-        self.clock = clock
-        self.on_message = on_message
-        self.messages: list[bytes] = []
-        self.done: Deferred[list[bytes]] = Deferred(lambda _: self._stop())
-        self._server = (ipaddress.ip_address(host.split("%", 1)[0]), port)
-        self._index = -1
-        self._expected = b""
-        self._attempts = 0
-        self._timer: IDelayedCall | None = None
-
-    def begin(self) -> None:
-        """
-        Send the first name (once listening: the transport is needed).
-        """
-        self._next()
-
-    def _next(self) -> None:
-        self._index += 1
-        if self._index >= len(self.names):
-            self._finish(None)
-            return
-        message, ending = split_line_ending(self.names[self._index])
-        self._expected = reply(message) + ending
-        self._attempts = 0
-        self._send()
-
-    def _send(self) -> None:
-        if self.transport is None or self.done.called:
-            return
-        self._attempts += 1
-        self._timer = self.clock.callLater(self.timeout, self._no_reply)
-        self.transport.write(self.names[self._index], (self.host, self.port))
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def _no_reply(self) -> None:
-        self._timer = None
-        if self.done.called:
-            return
-        if self._attempts <= self.retries:
-            self._send()
-            return
-        self._finish(
-            ReplyTimeoutError(
-                f"no reply from UDP {format_host_port(self.host, self.port)} to "
-                f"{show_bytes(self.names[self._index])!r} after {self._attempts} "
-                f"attempt(s), {self.timeout:g} s each (is the server running?)",
-                self.messages,
-            )
-        )
-
-    def _from_server(self, addr: Any) -> bool:
-        try:
-            host = ipaddress.ip_address(str(addr[0]).split("%", 1)[0])
-        except ValueError:
-            return False
-        return (host, addr[1]) == self._server
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        if self.done.called or self._index >= len(self.names) or not self._from_server(addr):
-            return
-        if datagram == self._expected:
-            self._cancel_timer()
-            self.messages.append(datagram)
-            if self.on_message is not None:
-                self.on_message(datagram)
-            self._next()
-        elif is_error(datagram):
-            self._finish(
-                ServerRefusedError(
-                    f"the server refused {show_bytes(self.names[self._index])!r}: "
-                    f"{show_bytes(split_line_ending(datagram)[0])}",
-                    self.messages,
-                )
-            )
-
-    def stopProtocol(self) -> None:
-        if not self.done.called:
-            self._finish(ConversationError("the UDP port closed unexpectedly", self.messages))
-
-    def _stop(self) -> None:
-        self._cancel_timer()
-        self._index = len(self.names)
-
-    def _finish(self, error: ConversationError | None) -> None:
-        self._stop()
-        if error is None:
-            self.done.callback(self.messages)
-        else:
-            self.done.errback(error)
-
-
-def _resolve(reactor: Any, host: str) -> Deferred[str]:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        resolving: Deferred[str] = reactor.resolve(host)
-        return resolving
-    return succeed(host)
-
-
-def greet_udp(
-    reactor: IReactorUDP,
-    host: str,
-    port: int,
-    names: Sequence[bytes],
-    timeout: float = 2.0,
-    retries: int = 2,
-    *,
-    on_message: MessageCallback | None = None,
-) -> Deferred[list[bytes]]:
-    """
-    Send each name to the UDP greeting server at C{host}:C{port} and collect
-    the replies, in order, one request at a time.
-
-    @param host: an IPv4 or IPv6 address, or a name (resolved to IPv4).
-    @param timeout: seconds to wait for each reply before asking again.
-    @param retries: how many times to ask again before giving up.
-    @return: fires with the replies; fails with L{ReplyTimeoutError} (no reply
-        after every retry), L{ServerRefusedError} (the server answered with an
-        error) or a DNS error.
-    """
-
-    def start(address: str) -> Deferred[list[bytes]]:
-        client = UDPGreetingClient(address, port, names, timeout, retries, reactor, on_message)  # type: ignore[arg-type]
-        interface = "::" if ":" in address else ""
-        listening = reactor.listenUDP(0, client, interface=interface, maxPacketSize=65535)
-        client.begin()
-
-        def stop(result: object) -> Deferred[object]:
-            return maybeDeferred(listening.stopListening).addBoth(lambda _: result)
-
-        return client.done.addBoth(stop)
-
-    return _resolve(reactor, host).addCallback(start)

@@ -42,6 +42,8 @@ from twisted.internet.posixbase import _NO_FILEDESC
 from twisted.python import log
 from twisted.python.failure import Failure
 
+from .reactor_fastpaths import LeanDatagramPort
+
 __all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 
 
@@ -218,6 +220,26 @@ class NetReactor(EPollReactor):
             return super().adoptStreamPort(fileDescriptor, addressFamily, factory)  # type: ignore[no-any-return]
         listening: WriteThroughPort = WriteThroughPort._fromListeningDescriptor(
             self, fileDescriptor, addressFamily, factory
+        )
+        listening.startListening()
+        return listening
+
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> LeanDatagramPort:
+        listening = LeanDatagramPort(port, protocol, interface, maxPacketSize, self)
+        listening.startListening()
+        return listening
+
+    def adoptDatagramPort(
+        self, fileDescriptor: int, addressFamily: Any, protocol: Any, maxPacketSize: int = 8192
+    ) -> LeanDatagramPort:
+        if addressFamily not in (socket.AF_INET, socket.AF_INET6):
+            return super().adoptDatagramPort(  # type: ignore[no-any-return]
+                fileDescriptor, addressFamily, protocol, maxPacketSize
+            )
+        listening: LeanDatagramPort = LeanDatagramPort._fromListeningDescriptor(
+            self, fileDescriptor, addressFamily, protocol, maxPacketSize=maxPacketSize
         )
         listening.startListening()
         return listening

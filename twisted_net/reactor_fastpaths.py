@@ -10,7 +10,10 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["accepter"]
+from twisted.internet import udp
+from twisted.python import log
+
+__all__ = ["LeanDatagramPort", "accepter"]
 
 
 def accepter(listener: socket.socket) -> Callable[[], tuple[socket.socket, Any]]:
@@ -35,3 +38,41 @@ def accepter(listener: socket.socket) -> Callable[[], tuple[socket.socket, Any]]
         return make(family, kind, proto, fileno=fd), address
 
     return accept
+
+
+class LeanDatagramPort(udp.Port):
+    """
+    A UDP port whose read loop looks up what it needs once per wakeup
+    instead of once per datagram; otherwise L{udp.Port}, errors included.
+    """
+
+    def doRead(self) -> None:
+        """
+        Read datagrams until the socket is empty or C{maxThroughput} bytes
+        were read, giving each to the protocol, as L{udp.Port.doRead} does.
+        """
+        receive = self.socket.recvfrom
+        size = self.maxPacketSize
+        deliver = self.protocol.datagramReceived
+        limit = self.maxThroughput
+        drop_flow_and_scope = self.addressFamily == socket.AF_INET6
+        read = 0
+        while read < limit:
+            try:
+                data, addr = receive(size)
+            except OSError as error:
+                number = error.args[0]
+                if number in udp._sockErrReadIgnore:
+                    return
+                if number in udp._sockErrReadRefuse:
+                    if self._connectedAddr:
+                        self.protocol.connectionRefused()
+                    return
+                raise
+            read += len(data)
+            if drop_flow_and_scope:
+                addr = addr[:2]
+            try:
+                deliver(data, addr)
+            except BaseException:
+                log.err()

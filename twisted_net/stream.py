@@ -185,11 +185,14 @@ class GreetingProtocol(Protocol):
         Send the answers to C{messages} messages (C{payload}), now or after
         the configured delay, in order; then close if C{then_close}.
         """
-        delay = self.factory.config.delay
+        factory = self.factory
+        delay = factory.config.delay
         if delay <= 0 and not self._pending:
+            counters = factory.counters
             if payload:
-                self._write(payload)
-            self.factory.counters.messages_answered += messages
+                counters.bytes_out += len(payload)
+                self.transport.write(payload)  # type: ignore[union-attr]
+            counters.messages_answered += messages
             if then_close:
                 self.close()
             return
@@ -326,11 +329,30 @@ class SeedProtocol(GreetingProtocol):
         factory = self.factory
         factory.counters.bytes_in += len(data)
         self.last_activity = factory.now
-        limit = factory.config.max_message
-        log_messages = factory.config.log_messages
+        config = factory.config
+        if (
+            b"\n" in data
+            or len(data) > config.max_message
+            or is_exit(data)
+            or config.log_messages
+        ):
+            self._answer_each(split_seed_read(data))
+            return
+        # The tutorial's case, one read holding one ordinary message, is
+        # answered without first cutting the read into a list of messages.
+        self.send(reply(data), 1)
+
+    def _answer_each(self, messages: list[tuple[bytes, bytes]]) -> None:
+        """
+        Answer the C{(message, ending)} pairs of one read in order, up to an
+        exit or a message over the limit.
+        """
+        config = self.factory.config
+        limit = config.max_message
+        log_messages = config.log_messages
         out: list[bytes] = []
         answered = 0
-        for message, ending in split_seed_read(data):
+        for message, ending in messages:
             if log_messages:
                 self.log_message(message)
             if is_exit(message):

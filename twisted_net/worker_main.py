@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     if len(listeners) != len(spec.fds):
         exit(ExitStatus.EX_SOFTWARE, "twisted-net worker: listeners and sockets differ")
     for listener, fd in zip(listeners, spec.fds, strict=True):
-        listener.inherited_socket = socket.socket(fileno=fd)
+        inherited = socket.socket(fileno=fd)
+        inherited.set_inheritable(False)
+        listener.inherited_socket = inherited
     try:
         service.startService()
     except Exception:

@@ -143,7 +143,8 @@ def describe_listener(description: str) -> ListenRequest:
 def bind_group(request: ListenRequest, count: int) -> list[socket.socket]:
     """
     Bind C{count} sockets to one address with C{SO_REUSEPORT}: the first
-    picks the port (C{0}: any free one), the others join it.  The sockets
+    picks the port (C{0}: any free one) and must be its only user, the
+    others join it.  The sockets
     are non-blocking, listening (TCP), and close on exec.
 
     @raise CannotListenError: if the address cannot be bound.
@@ -164,8 +165,15 @@ def bind_group(request: ListenRequest, count: int) -> list[socket.socket]:
             group.append(member)
             if request.kind == socket.SOCK_STREAM:
                 member.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            member.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            member.bind(address)
+            if len(group) == 1:
+                # The first binds alone, so that a port already held, even
+                # by another SO_REUSEPORT group (a second instance), fails
+                # as it would for a single process, instead of being shared.
+                member.bind(address)
+                member.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            else:
+                member.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                member.bind(address)
             if request.kind == socket.SOCK_STREAM:
                 member.listen(request.backlog)
             member.setblocking(False)
