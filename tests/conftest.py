@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import RunningServer, start_server  # noqa: E402
+from support import RunningServer, start_server
 
 
 @pytest.fixture

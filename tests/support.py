@@ -4,6 +4,7 @@ Shared helpers for tests that run the installed programs as subprocesses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["installed_script", "RunningServer", "start_server"]
+__all__ = ["RunningServer", "installed_script", "start_server"]
 
 
 def installed_script(name: str) -> str:
@@ -43,10 +44,20 @@ class RunningServer:
     the addresses it reported as bound.
     """
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None,
-                 twist_options: list[str] | None = None) -> None:
-        command = [installed_script("twist"), "--log-format", "json",
-                   *(twist_options or []), "net", *args]
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        twist_options: list[str] | None = None,
+    ) -> None:
+        command = [
+            installed_script("twist"),
+            "--log-format",
+            "json",
+            *(twist_options or []),
+            "net",
+            *args,
+        ]
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -71,10 +82,8 @@ class RunningServer:
             line = raw.decode("utf-8", "replace").strip()
             with self._lock:
                 self.raw_lines.append(line)
-                try:
+                with contextlib.suppress(ValueError):
                     self.events.append(json.loads(line))
-                except ValueError:
-                    pass
 
     def _read_stderr(self) -> None:
         assert self.process.stderr is not None

@@ -28,11 +28,15 @@ LOOPBACK = "127.0.0.1"
 GREETINGS = b"Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
 
 
-def twisted_net(*args: str, stdin: bytes = b"", timeout: float = 20.0
-                ) -> subprocess.CompletedProcess[bytes]:
+def twisted_net(
+    *args: str, stdin: bytes = b"", timeout: float = 20.0
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [installed_script("twisted-net"), *args],
-        input=stdin, capture_output=True, timeout=timeout, check=False,
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -68,10 +72,18 @@ def server(twist_net: Callable[..., RunningServer]) -> RunningServer:
 def test_parser_defaults() -> None:
     args = build_parser(["tcp"]).parse_args(["tcp"])
     assert (args.connect, args.framing, args.names, args.interactive) == (
-        "tcp:127.0.0.1:9999", "seed", [], False)
+        "tcp:127.0.0.1:9999",
+        "seed",
+        [],
+        False,
+    )
     args = build_parser(["udp"]).parse_args(["udp", "a", "b"])
     assert (args.connect, args.timeout, args.retries, args.names) == (
-        "127.0.0.1:9999", 2.0, 2, [b"a", b"b"])
+        "127.0.0.1:9999",
+        2.0,
+        2,
+        [b"a", b"b"],
+    )
 
 
 def test_parser_rejects_negative_timeout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,12 +99,18 @@ def test_parser_rejects_negative_timeout(capsys: pytest.CaptureFixture[str]) -> 
         (net_error.ConnectionRefusedError(), "connection refused"),
         (net_error.DNSLookupError("no.such.host.invalid"), "cannot resolve the host name"),
         (TimeoutError(), "timed out"),
-        (ResponseNeverReceived([Failure(net_error.ConnectionRefusedError())]),
-         "connection refused"),
-        (SSL.Error([("SSL routines", "", "certificate verify failed")]),
-         "TLS error: certificate verify failed"),
-        (FileNotFoundError(2, "No such file or directory", "ca.pem"),
-         "No such file or directory: ca.pem"),
+        (
+            ResponseNeverReceived([Failure(net_error.ConnectionRefusedError())]),
+            "connection refused",
+        ),
+        (
+            SSL.Error([("SSL routines", "", "certificate verify failed")]),
+            "TLS error: certificate verify failed",
+        ),
+        (
+            FileNotFoundError(2, "No such file or directory", "ca.pem"),
+            "No such file or directory: ca.pem",
+        ),
         (KeyError("x"), "unexpected KeyError"),
     ],
 )
@@ -113,10 +131,10 @@ def test_tcp_default_names(server: RunningServer) -> None:
 
 
 def test_tcp_line_framing(twist_net: Callable[..., RunningServer]) -> None:
-    server = twist_net(["--framing", "line", "--listen", f"tcp:0:interface={LOOPBACK}",
-                        "--no-udp"])
-    result = twisted_net("tcp", "--framing", "line", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}",
-                         "Ana", "Bo")
+    server = twist_net(["--framing", "line", "--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp"])
+    result = twisted_net(
+        "tcp", "--framing", "line", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}", "Ana", "Bo"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"Welcome!\nHello, Ana!\nHello, Bo!\n"
 
@@ -125,8 +143,9 @@ def test_tcp_interactive(server: RunningServer) -> None:
     """
     C{-i}: one message per line of standard input, until end of input.
     """
-    result = twisted_net("tcp", "-i", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}",
-                         stdin=b"Alice\nBob\r\nCarol")
+    result = twisted_net(
+        "tcp", "-i", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}", stdin=b"Alice\nBob\r\nCarol"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"Welcome!\nHello, Alice!\nHello, Bob!\nHello, Carol!\n"
 
@@ -136,8 +155,9 @@ def test_tcp_interactive_exit_line_ends(server: RunningServer) -> None:
     A line C{exit} ends the conversation like end of input; the rest of the
     input is not sent; an empty line cannot be sent in the seed framing.
     """
-    result = twisted_net("tcp", "-i", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}",
-                         stdin=b"A\n\nexit\nB\n")
+    result = twisted_net(
+        "tcp", "-i", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}", stdin=b"A\n\nexit\nB\n"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"Welcome!\nHello, A!\n"
     assert b"skipped line" in result.stderr
@@ -146,7 +166,9 @@ def test_tcp_interactive_exit_line_ends(server: RunningServer) -> None:
 def test_python_dash_m(server: RunningServer) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "twisted_net", "tcp", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}"],
-        capture_output=True, timeout=20, check=False,
+        capture_output=True,
+        timeout=20,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == GREETINGS
@@ -170,14 +192,16 @@ def test_tcp_timeout_against_silent_server() -> None:
     with socket.socket() as silent:
         silent.bind((LOOPBACK, 0))
         silent.listen(1)
-        result = twisted_net("tcp", "--timeout", "0.5", "-c",
-                             f"tcp:{LOOPBACK}:{silent.getsockname()[1]}")
+        result = twisted_net(
+            "tcp", "--timeout", "0.5", "-c", f"tcp:{LOOPBACK}:{silent.getsockname()[1]}"
+        )
     assert_one_error_line(result, "timed out after 0.5 s waiting for the greeting")
 
 
 def test_tcp_wrong_framing_hint(server: RunningServer) -> None:
-    result = twisted_net("tcp", "--framing", "line", "--timeout", "0.5",
-                         "-c", f"tcp:{LOOPBACK}:{server.tcp_port}")
+    result = twisted_net(
+        "tcp", "--framing", "line", "--timeout", "0.5", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}"
+    )
     assert_one_error_line(result, "framing 'seed'")
 
 
@@ -193,8 +217,7 @@ def test_tls_endpoint(twist_net: Callable[..., RunningServer], tmp_path: Path) -
     roots = tmp_path / "roots"
     roots.mkdir()
     authority.cert_pem.write_to_path(str(roots / "ca.pem"))
-    server = twist_net(["--listen", f"ssl:0:interface={LOOPBACK}:privateKey={key}",
-                        "--no-udp"])
+    server = twist_net(["--listen", f"ssl:0:interface={LOOPBACK}:privateKey={key}", "--no-udp"])
     result = twisted_net("tcp", "-c", f"tls:localhost:{server.tcp_port}:trustRoots={roots}")
     assert result.returncode == 0, result.stderr
     assert result.stdout == GREETINGS
@@ -235,8 +258,9 @@ def test_udp_nothing_answers() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind((LOOPBACK, 0))
         port = silent.getsockname()[1]
-        result = twisted_net("udp", "-c", f"{LOOPBACK}:{port}", "--timeout", "0.2",
-                             "--retries", "2")
+        result = twisted_net(
+            "udp", "-c", f"{LOOPBACK}:{port}", "--timeout", "0.2", "--retries", "2"
+        )
         received = []
         silent.setblocking(False)
         while True:

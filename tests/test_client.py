@@ -34,8 +34,9 @@ NAMES = [b"Michael", b"Tracy", b"Sarah"]
 SEED_REPLIES = [b"Welcome!", b"Hello, Michael!", b"Hello, Tracy!", b"Hello, Sarah!"]
 
 
-def connected(framing: str, timeout: float = 5.0) -> tuple[GreetingClientProtocol, StringTransport,
-                                                           Clock, list[bytes]]:
+def connected(
+    framing: str, timeout: float = 5.0
+) -> tuple[GreetingClientProtocol, StringTransport, Clock, list[bytes]]:
     clock = Clock()
     shown: list[bytes] = []
     protocol = client_protocol(framing, clock, timeout, shown.append)
@@ -314,8 +315,7 @@ def test_conversation_with_server_protocol_over_iosim(framing: str) -> None:
     for name in NAMES:
         client.send(name)
     client.finish()
-    pump = iosim.connect(server, iosim.makeFakeServer(server), client,
-                         iosim.makeFakeClient(client))
+    pump = iosim.connect(server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client))
     for _ in range(10):
         clock.advance(1)
         pump.flush()
@@ -339,8 +339,9 @@ class FakeUDPTransport:
         self.written.append((datagram, addr))
 
 
-def udp_client(names: list[bytes], host: str = "127.0.0.1", retries: int = 2
-               ) -> tuple[UDPGreetingClient, FakeUDPTransport, Clock, list[bytes]]:
+def udp_client(
+    names: list[bytes], host: str = "127.0.0.1", retries: int = 2
+) -> tuple[UDPGreetingClient, FakeUDPTransport, Clock, list[bytes]]:
     clock = Clock()
     shown: list[bytes] = []
     client = UDPGreetingClient(host, 9999, names, 1.0, retries, clock, shown.append)

@@ -46,13 +46,15 @@ needs_ipv6 = pytest.mark.skipif(not ipv6_loopback_usable(), reason="::1 is not b
 
 FAMILIES = [
     pytest.param("127.0.0.1", "tcp:0:interface=127.0.0.1", "tcp:127.0.0.1:{port}", id="ipv4"),
-    pytest.param("::1", r"tcp6:0:interface=\:\:1", r"tcp:host=\:\:1:port={port}", id="ipv6",
-                 marks=needs_ipv6),
+    pytest.param(
+        "::1", r"tcp6:0:interface=\:\:1", r"tcp:host=\:\:1:port={port}", id="ipv6", marks=needs_ipv6
+    ),
 ]
 
 
-def listen_tcp(framing: str, host: str = "127.0.0.1",
-               config: ServerConfig | None = None) -> tuple[Any, GreetingFactory]:
+def listen_tcp(
+    framing: str, host: str = "127.0.0.1", config: ServerConfig | None = None
+) -> tuple[Any, GreetingFactory]:
     factory = GreetingFactory(framing, config or ServerConfig(), clock=reactor)
     port = reactor.listenTCP(0, factory, interface=host)  # type: ignore[attr-defined]
     return port, factory
@@ -63,9 +65,13 @@ def awaited(deferred: Deferred[Any]) -> Deferred[Any]:
 
 
 @pytest_twisted.inlineCallbacks
-def _greet_through(framing: str, host: str, endpoint_template: str,
-                   names: list[bytes], config: ServerConfig | None = None
-                   ) -> Generator[Deferred[Any], Any, list[bytes]]:
+def _greet_through(
+    framing: str,
+    host: str,
+    endpoint_template: str,
+    names: list[bytes],
+    config: ServerConfig | None = None,
+) -> Generator[Deferred[Any], Any, list[bytes]]:
     port, _ = listen_tcp(framing, host, config)
     try:
         endpoint = clientFromString(reactor, endpoint_template.format(port=port.getHost().port))
@@ -78,8 +84,9 @@ def _greet_through(framing: str, host: str, endpoint_template: str,
 @pytest.mark.parametrize("framing", ["seed", "line"])
 @pytest.mark.parametrize(("host", "listen", "connect"), FAMILIES)
 @pytest_twisted.inlineCallbacks
-def test_greet_tcp(framing: str, host: str, listen: str, connect: str
-                   ) -> Generator[Deferred[Any], Any, None]:
+def test_greet_tcp(
+    framing: str, host: str, listen: str, connect: str
+) -> Generator[Deferred[Any], Any, None]:
     """
     The tutorial's conversation, over IPv4 and IPv6, in both framings.
     """
@@ -194,8 +201,9 @@ def listen_udp(protocol: DatagramProtocol, host: str = "127.0.0.1") -> Any:
     return reactor.listenUDP(0, protocol, interface=host)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("host", [pytest.param("127.0.0.1", id="ipv4"),
-                                  pytest.param("::1", id="ipv6", marks=needs_ipv6)])
+@pytest.mark.parametrize(
+    "host", [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6", marks=needs_ipv6)]
+)
 @pytest_twisted.inlineCallbacks
 def test_greet_udp(host: str) -> Generator[Deferred[Any], Any, None]:
     port = listen_udp(GreetingDatagramProtocol(ServerConfig(), clock=reactor), host)
@@ -232,8 +240,9 @@ def test_greet_udp_gives_up_after_retries() -> None:  # type: ignore[misc]
     port = listen_udp(server)
     try:
         with pytest.raises(ReplyTimeoutError, match="after 3 attempt"):
-            yield awaited(greet_udp(reactor, "127.0.0.1", port.getHost().port, NAMES,
-                                    timeout=0.1, retries=2))
+            yield awaited(
+                greet_udp(reactor, "127.0.0.1", port.getHost().port, NAMES, timeout=0.1, retries=2)
+            )
     finally:
         yield port.stopListening()
     assert server.seen == [b"Michael"] * 3
@@ -255,8 +264,17 @@ def test_greet_udp_ignores_other_senders() -> None:  # type: ignore[misc]
     shown: list[bytes] = []
     try:
         with pytest.raises(ReplyTimeoutError):
-            yield awaited(greet_udp(reactor, "127.0.0.1", port.getHost().port, [b"a"],
-                                    timeout=0.2, retries=1, on_message=shown.append))
+            yield awaited(
+                greet_udp(
+                    reactor,
+                    "127.0.0.1",
+                    port.getHost().port,
+                    [b"a"],
+                    timeout=0.2,
+                    retries=1,
+                    on_message=shown.append,
+                )
+            )
     finally:
         yield port.stopListening()
         yield forger.stopListening()

@@ -44,16 +44,22 @@ class FakeDatagramTransport:
         self.sent.append((payload, addr))
 
 
-def server(config: ServerConfig | None = None, clock: Clock | None = None,
-           ) -> tuple[GreetingDatagramProtocol, FakeDatagramTransport]:
+def server(
+    config: ServerConfig | None = None,
+    clock: Clock | None = None,
+) -> tuple[GreetingDatagramProtocol, FakeDatagramTransport]:
     protocol = GreetingDatagramProtocol(config, clock=clock or Clock())
     transport = FakeDatagramTransport()
     protocol.transport = transport  # type: ignore[assignment]
     return protocol, transport
 
 
-def answers(protocol: GreetingDatagramProtocol, transport: FakeDatagramTransport,
-            datagram: bytes, source: tuple[str, int] = SOURCE) -> list[bytes]:
+def answers(
+    protocol: GreetingDatagramProtocol,
+    transport: FakeDatagramTransport,
+    datagram: bytes,
+    source: tuple[str, int] = SOURCE,
+) -> list[bytes]:
     """
     Deliver one datagram; return the payloads sent back to its source.
     """
@@ -249,8 +255,9 @@ def ipv6_loopback_usable() -> bool:
 
 
 @inlineCallbacks
-def exchange(host: str, config: ServerConfig,
-             datagrams: list[bytes]) -> Generator[Any, Any, list[bytes]]:
+def exchange(
+    host: str, config: ServerConfig, datagrams: list[bytes]
+) -> Generator[Any, Any, list[bytes]]:
     """
     Send each datagram to a real server port on C{host}; return the
     datagrams received back (one per datagram sent).
@@ -280,9 +287,7 @@ def test_real_socket_ipv4() -> Generator[Any, Any, None]:
     """
     Over a real IPv4 socket, every datagram is answered.
     """
-    received = yield exchange(
-        "127.0.0.1", ServerConfig(), [b"Michael", b"Tracy\n", b"\xff\x00"]
-    )
+    received = yield exchange("127.0.0.1", ServerConfig(), [b"Michael", b"Tracy\n", b"\xff\x00"])
     assert received == [b"Hello, Michael!", b"Hello, Tracy!\n", b"Hello, \xff\x00!"]
 
 

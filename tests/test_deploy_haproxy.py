@@ -62,8 +62,7 @@ def haproxy(twist_net) -> Iterator[tuple[int, list]]:
     Two servers behind HAProxy: yields the frontend port and the servers.
     """
     servers = [
-        twist_net(["--listen", f"haproxy:tcp:0:interface={LOOPBACK}", "--no-udp"])
-        for _ in range(2)
+        twist_net(["--listen", f"haproxy:tcp:0:interface={LOOPBACK}", "--no-udp"]) for _ in range(2)
     ]
     frontend = free_port()
     env = {
@@ -79,7 +78,10 @@ def haproxy(twist_net) -> Iterator[tuple[int, list]]:
     assert check.returncode == 0, check.stdout + check.stderr
     process = subprocess.Popen(
         [HAPROXY, "-db", "-f", str(CONFIG)],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_greeting(frontend)
@@ -142,9 +144,7 @@ def test_clients_through_haproxy(haproxy) -> None:
         time.sleep(0.05)
     assert addresses <= set(opened_peers(servers))
     for server in servers:
-        peers = {
-            e["peer"] for e in list(server.events) if e.get("event") == "connection_opened"
-        }
+        peers = {e["peer"] for e in list(server.events) if e.get("event") == "connection_opened"}
         assert peers & addresses, "leastconn spreads concurrent clients over both servers"
         assert not [e for e in list(server.events) if e.get("event") == "refused"]
 
@@ -168,7 +168,10 @@ def test_per_peer_limit_through_haproxy(twist_net) -> None:
     assert HAPROXY is not None
     process = subprocess.Popen(
         [HAPROXY, "-db", "-f", str(CONFIG)],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_greeting(frontend)

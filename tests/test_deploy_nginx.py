@@ -64,10 +64,16 @@ def nginx(twist_net, tmp_path: Path) -> Iterator[tuple[int, list]]:
     servers.
     """
     servers = [
-        twist_net([
-            "--listen", f"haproxy:tcp:0:interface={LOOPBACK}",
-            "--udp", f"{LOOPBACK}:0", "--udp-rate", "0",
-        ])
+        twist_net(
+            [
+                "--listen",
+                f"haproxy:tcp:0:interface={LOOPBACK}",
+                "--udp",
+                f"{LOOPBACK}:0",
+                "--udp-rate",
+                "0",
+            ]
+        )
         for _ in range(2)
     ]
     port = free_port()
@@ -88,13 +94,22 @@ def nginx(twist_net, tmp_path: Path) -> Iterator[tuple[int, list]]:
         f"include {tmp_path}/twisted-net-stream.conf;\n"
     )
     assert NGINX is not None
-    command = [NGINX, "-p", str(tmp_path), "-e", f"{tmp_path}/error.log",
-               "-c", str(tmp_path / "nginx.conf")]
+    command = [
+        NGINX,
+        "-p",
+        str(tmp_path),
+        "-e",
+        f"{tmp_path}/error.log",
+        "-c",
+        str(tmp_path / "nginx.conf"),
+    ]
     check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen(
         [*command, "-g", "daemon off;"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10
@@ -134,7 +149,9 @@ def test_tcp_through_nginx(nginx) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         peers = [
-            e["peer"] for s in servers for e in list(s.events)
+            e["peer"]
+            for s in servers
+            for e in list(s.events)
             if e.get("event") == "connection_opened"
         ]
         if address in peers:

@@ -31,17 +31,8 @@ def v1_header(source: str, port: int, family: str = "TCP4", dest: str = "127.0.0
 def v2_header(source: str, port: int, command: int = 0x21) -> bytes:
     if command == 0x20:
         return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00]) + struct.pack("!H", 0)
-    body = (
-        socket.inet_aton(source)
-        + socket.inet_aton("127.0.0.1")
-        + struct.pack("!HH", port, 9999)
-    )
-    return (
-        b"\r\n\r\n\x00\r\nQUIT\n"
-        + bytes([command, 0x11])
-        + struct.pack("!H", len(body))
-        + body
-    )
+    body = socket.inet_aton(source) + socket.inet_aton("127.0.0.1") + struct.pack("!HH", port, 9999)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([command, 0x11]) + struct.pack("!H", len(body)) + body
 
 
 class Harness:

@@ -80,7 +80,9 @@ def test_served_on_inherited_socket(tmp_path: Path) -> None:
     errors = (tmp_path / "stderr.log").open("wb")
     process = subprocess.Popen(
         [ACTIVATE, "-l", f"{LOOPBACK}:{port}", f"--fdname={name}", *exec_start()],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=errors,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=errors,
     )
     try:
         deadline = time.monotonic() + 10
@@ -127,13 +129,17 @@ def test_units_verify(tmp_path: Path) -> None:
         text = text.replace("/opt/twisted-net/bin/twist", installed_script("twist"))
         (tmp_path / name).write_text(text)
     result = subprocess.run(
-        ["systemd-analyze", "verify", str(tmp_path / "twisted-net.socket"),
-         str(tmp_path / "twisted-net.service")],
-        capture_output=True, text=True, timeout=60,
+        [
+            "systemd-analyze",
+            "verify",
+            str(tmp_path / "twisted-net.socket"),
+            str(tmp_path / "twisted-net.service"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     problems = [
-        line for line in (result.stdout + result.stderr).splitlines()
-        if "twisted-net" in line
+        line for line in (result.stdout + result.stderr).splitlines() if "twisted-net" in line
     ]
     assert result.returncode == 0 and not problems, result.stdout + result.stderr
-

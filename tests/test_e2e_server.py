@@ -155,9 +155,16 @@ def test_udp_and_tcp_ipv6(twist_net: StartServer) -> None:
     """
     C{--udp [::1]:0} and C{--listen tcp6:...} serve IPv6, next to IPv4.
     """
-    server = twist_net([
-        "--listen", r"tcp6:0:interface=\:\:1", "--udp", "[::1]:0", "--udp", f"{LOOPBACK}:0",
-    ])
+    server = twist_net(
+        [
+            "--listen",
+            r"tcp6:0:interface=\:\:1",
+            "--udp",
+            "[::1]:0",
+            "--udp",
+            f"{LOOPBACK}:0",
+        ]
+    )
     assert [host for host, _ in server.listening("udp")] == ["::1", LOOPBACK]
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
         sock.settimeout(5)
@@ -253,8 +260,7 @@ def test_delay_does_not_serialise_clients(twist_net: StartServer) -> None:
     about 0.5 s, not one after another.
     """
     server = twist_net([*TCP_ONLY, "--delay", "0.5"])
-    sockets = [socket.create_connection((LOOPBACK, server.tcp_port), timeout=5)
-               for _ in range(4)]
+    sockets = [socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) for _ in range(4)]
     try:
         for sock in sockets:
             assert receive(sock, 8) == b"Welcome!"
@@ -364,7 +370,8 @@ def assert_one_clear_error(result: subprocess.CompletedProcess[str], *words: str
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output
     errors = [
-        line for line in result.stderr.splitlines()
+        line
+        for line in result.stderr.splitlines()
         if line.startswith(("Error:", "twist net: error:"))
     ]
     assert len(errors) == 1, result.stderr

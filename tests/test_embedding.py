@@ -34,7 +34,11 @@ def test_embedding_example_runs_as_written(tmp_path: Path) -> None:
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, str(script)],
-        capture_output=True, timeout=30, check=False, cwd=tmp_path, env=environment,
+        capture_output=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr.decode("utf-8", "replace")
     assert result.stdout.decode("utf-8") == expected

@@ -155,8 +155,9 @@ def test_fetch_plain(http_server: tuple[int, Silent]) -> Generator[Deferred[Any]
 
 
 @pytest_twisted.inlineCallbacks
-def test_fetch_decodes_chunked(http_server: tuple[int, Silent]
-                               ) -> Generator[Deferred[Any], Any, None]:
+def test_fetch_decodes_chunked(
+    http_server: tuple[int, Silent],
+) -> Generator[Deferred[Any], Any, None]:
     port, _ = http_server
     raw = yield awaited(fetch_raw(reactor, f"http://127.0.0.1:{port}/chunked"))
     assert b"\r\nTransfer-Encoding: chunked\r\n" in raw.body
@@ -165,13 +166,20 @@ def test_fetch_decodes_chunked(http_server: tuple[int, Silent]
 
 
 @pytest_twisted.inlineCallbacks
-def test_fetch_large_to_file_with_progress(http_server: tuple[int, Silent]
-                                           ) -> Generator[Deferred[Any], Any, None]:
+def test_fetch_large_to_file_with_progress(
+    http_server: tuple[int, Silent],
+) -> Generator[Deferred[Any], Any, None]:
     port, _ = http_server
     output = io.BytesIO()
     progress: list[tuple[int, int | None]] = []
-    result = yield awaited(fetch(reactor, f"http://127.0.0.1:{port}/large", output=output,
-                                 on_progress=lambda got, total: progress.append((got, total))))
+    result = yield awaited(
+        fetch(
+            reactor,
+            f"http://127.0.0.1:{port}/large",
+            output=output,
+            on_progress=lambda got, total: progress.append((got, total)),
+        )
+    )
     assert result.body is None
     assert result.length == len(LARGE)
     assert output.getvalue() == LARGE
@@ -188,8 +196,9 @@ def test_fetch_404(http_server: tuple[int, Silent]) -> Generator[Deferred[Any], 
 
 
 @pytest_twisted.inlineCallbacks
-def test_fetch_raw_keeps_everything(http_server: tuple[int, Silent]
-                                    ) -> Generator[Deferred[Any], Any, None]:
+def test_fetch_raw_keeps_everything(
+    http_server: tuple[int, Silent],
+) -> Generator[Deferred[Any], Any, None]:
     """
     C{--raw} gets the bytes on the wire: status line, headers, and the
     chunked framing undecoded.
@@ -244,8 +253,9 @@ def test_fetch_https(https_server: tuple[int, Path]) -> Generator[Deferred[Any],
 
 
 @pytest_twisted.inlineCallbacks
-def test_fetch_https_untrusted(https_server: tuple[int, Path]
-                               ) -> Generator[Deferred[Any], Any, None]:
+def test_fetch_https_untrusted(
+    https_server: tuple[int, Path],
+) -> Generator[Deferred[Any], Any, None]:
     """
     Without the test authority, the certificate is refused.
     """

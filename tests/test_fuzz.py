@@ -96,8 +96,9 @@ def model_seed(reads: list[bytes], limit: int) -> tuple[bytes, bool]:
 # The server in memory ----------------------------------------------------------
 
 
-def run_in_memory(framing: str, reads: list[bytes], limit: int,
-                  half_close: bool = False) -> tuple[bytes, bool]:
+def run_in_memory(
+    framing: str, reads: list[bytes], limit: int, half_close: bool = False
+) -> tuple[bytes, bool]:
     """
     Feed C{reads} to one session of a real L{GreetingFactory} on a
     L{StringTransport}; return what it wrote and whether it closed.
@@ -123,16 +124,29 @@ def split_at(stream: bytes, cuts: list[int]) -> list[bytes]:
 
 
 _PIECES = st.one_of(
-    st.sampled_from([b"\n", b"\r\n", b"\r", b"exit", b"\xff", b"\x00", b"Hello, ", b"!",
-                     b"error: ", b"abcdefghi"]),
+    st.sampled_from(
+        [
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"exit",
+            b"\xff",
+            b"\x00",
+            b"Hello, ",
+            b"!",
+            b"error: ",
+            b"abcdefghi",
+        ]
+    ),
     st.binary(max_size=12),
 )
 STREAMS = st.lists(_PIECES, max_size=30).map(b"".join)
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=STREAMS, cuts=st.lists(st.integers(min_value=0), max_size=12),
-       half_close=st.booleans())
+@given(
+    stream=STREAMS, cuts=st.lists(st.integers(min_value=0), max_size=12), half_close=st.booleans()
+)
 def test_line_framing_any_chunking_matches_the_model(
     stream: bytes, cuts: list[int], half_close: bool
 ) -> None:
@@ -141,8 +155,7 @@ def test_line_framing_any_chunking_matches_the_model(
     they were split into reads.
     """
     reads = split_at(stream, cuts)
-    assert run_in_memory("line", reads, LIMIT, half_close) == model_line(
-        stream, LIMIT, half_close)
+    assert run_in_memory("line", reads, LIMIT, half_close) == model_line(stream, LIMIT, half_close)
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
@@ -177,7 +190,8 @@ def test_seeded_fuzz_both_framings() -> None:
         reads = split_at(stream, [rng.randint(0, 1 << 16) for _ in range(rng.randint(0, 20))])
         half_close = rng.random() < 0.5
         assert run_in_memory("line", reads, LIMIT, half_close) == model_line(
-            stream, LIMIT, half_close), (reads, half_close)
+            stream, LIMIT, half_close
+        ), (reads, half_close)
         assert run_in_memory("seed", reads, LIMIT) == model_seed(reads, LIMIT), reads
 
 
@@ -192,26 +206,25 @@ def test_random_bytes_over_real_sockets_match_the_model(twist_net: Any) -> None:
     half-close: each session receives exactly what the model says.
     """
     limit = 64
-    server = twist_net([*LISTEN, "--framing", "line", "--max-message", str(limit),
-                        "--max-per-peer", "0"])
+    server = twist_net(
+        [*LISTEN, "--framing", "line", "--max-message", str(limit), "--max-per-peer", "0"]
+    )
     rng = random.Random(7)
     sessions = []
     for _ in range(60):
         stream = _random_stream(rng, rng.randint(0, 40000)).replace(b"exit", b"exi")
         if rng.random() < 0.7:
-            stream = b"".join(
-                line[:limit] + b"\n" for line in stream.split(b"\n")
-            )
-        sessions.append((stream, split_at(stream, [rng.randint(0, 1 << 20)
-                                                   for _ in range(rng.randint(0, 40))])))
+            stream = b"".join(line[:limit] + b"\n" for line in stream.split(b"\n"))
+        sessions.append(
+            (stream, split_at(stream, [rng.randint(0, 1 << 20) for _ in range(rng.randint(0, 40))]))
+        )
     results: list[Any] = [None] * len(sessions)
 
     def run(index: int) -> None:
         reads = sessions[index][1]
         with connect(server.tcp_port, timeout=20) as sock:
             reader_out: list[Any] = []
-            reader = threading.Thread(
-                target=lambda: reader_out.append(read_until_closed(sock, 20)))
+            reader = threading.Thread(target=lambda: reader_out.append(read_until_closed(sock, 20)))
             reader.start()
             try:
                 for data in reads:

@@ -41,8 +41,7 @@ def test_sigterm_with_200_clients_answers_everything_received(twist_net: Any) ->
     clean close, and the process exits cleanly well inside
     C{--shutdown-timeout}.
     """
-    server = twist_net([*LISTEN, "--framing", "line", "--delay", "1",
-                        "--shutdown-timeout", "5"])
+    server = twist_net([*LISTEN, "--framing", "line", "--delay", "1", "--shutdown-timeout", "5"])
     port = server.tcp_port
     clients = [connect(port, source=f"127.0.0.{1 + index % 4}") for index in range(200)]
     for index, sock in enumerate(clients):
@@ -75,8 +74,9 @@ def test_sigterm_aborts_a_straggler_after_the_shutdown_timeout(twist_net: Any) -
     A client that never reads keeps replies owed for ever: the stop waits
     C{--shutdown-timeout} seconds, aborts it (counted), and exits cleanly.
     """
-    server = twist_net([*LISTEN, "--framing", "line", "--shutdown-timeout", "2",
-                        "--write-timeout", "0"])
+    server = twist_net(
+        [*LISTEN, "--framing", "line", "--shutdown-timeout", "2", "--write-timeout", "0"]
+    )
     with connect(server.tcp_port) as straggler, connect(server.tcp_port) as polite:
         read_exactly(polite, 10)
         read_exactly(straggler, 10)
@@ -100,7 +100,11 @@ def test_sigterm_aborts_a_straggler_after_the_shutdown_timeout(twist_net: Any) -
 def _run_twist_net(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [installed_script("twist"), "net", *args],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, **kwargs,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
     )
 
 
@@ -126,8 +130,7 @@ def busy_ports() -> Any:
 
 
 def test_tcp_port_in_use(busy_ports: tuple[int, int]) -> None:
-    result = _run_twist_net(["--listen", f"tcp:{busy_ports[0]}:interface={LOOPBACK}",
-                             "--no-udp"])
+    result = _run_twist_net(["--listen", f"tcp:{busy_ports[0]}:interface={LOOPBACK}", "--no-udp"])
     _assert_one_clear_line(result, "Address already in use")
     assert result.returncode == 69
 
@@ -174,9 +177,19 @@ def test_permission_denied_on_a_privileged_port() -> None:
         if int(limit.read()) <= 80:
             pytest.skip("port 80 is not privileged here")
     result = subprocess.run(
-        [setpriv.strip(), "--bounding-set=-net_bind_service", installed_script("twist"),
-         "net", "--listen", f"tcp:80:interface={LOOPBACK}", "--no-udp"],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        [
+            setpriv.strip(),
+            "--bounding-set=-net_bind_service",
+            installed_script("twist"),
+            "net",
+            "--listen",
+            f"tcp:80:interface={LOOPBACK}",
+            "--no-udp",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
     )
     if "setpriv:" in result.stderr:
         pytest.skip(f"setpriv cannot drop capabilities here: {result.stderr.strip()}")

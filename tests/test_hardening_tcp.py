@@ -60,7 +60,8 @@ def connect(port: int, source: str | None = None, timeout: float = 5.0) -> socke
     address.
     """
     return socket.create_connection(
-        (LOOPBACK, port), timeout=timeout,
+        (LOOPBACK, port),
+        timeout=timeout,
         source_address=(source, 0) if source else None,
     )
 
@@ -133,8 +134,9 @@ def refusals_logged(server: RunningServer, reason: str) -> list[dict[str, Any]]:
     """
     The C{refused} log events for C{reason}.
     """
-    return [e for e in list(server.events)
-            if e.get("event") == "refused" and e.get("reason") == reason]
+    return [
+        e for e in list(server.events) if e.get("event") == "refused" and e.get("reason") == reason
+    ]
 
 
 def final_counters(server: RunningServer) -> dict[str, Any]:
@@ -150,8 +152,16 @@ def final_counters(server: RunningServer) -> dict[str, Any]:
 
 # 1. Any bytes -------------------------------------------------------------
 
-HOSTILE = [b"\xff\xfe\x00abc", b"\x00", b"\xc3(", b"caf\xc3\xa9", b"\x80" * 30,
-           b"\x1b[2J\x07", b"exit\x00", b" exit"]
+HOSTILE = [
+    b"\xff\xfe\x00abc",
+    b"\x00",
+    b"\xc3(",
+    b"caf\xc3\xa9",
+    b"\x80" * 30,
+    b"\x1b[2J\x07",
+    b"exit\x00",
+    b" exit",
+]
 
 
 @pytest.mark.parametrize("framing", ["seed", "line"])
@@ -177,8 +187,9 @@ def test_any_bytes_are_echoed_and_the_connection_stays(twist_net: Any, framing: 
 # 2. Over-long messages ----------------------------------------------------
 
 
-def _push_without_reading(sock: socket.socket, total: int, chunk: bytes,
-                          seconds: float, on_tick: Any = None) -> tuple[int, bytes, str]:
+def _push_without_reading(
+    sock: socket.socket, total: int, chunk: bytes, seconds: float, on_tick: Any = None
+) -> tuple[int, bytes, str]:
     """
     Send up to C{total} bytes as fast as the socket takes them, collecting
     what the server says, until it closes, C{total} is sent, or C{seconds}
@@ -257,7 +268,7 @@ def test_long_message_under_the_limit_split_in_many_reads(twist_net: Any) -> Non
     with connect(server.tcp_port) as sock:
         read_exactly(sock, 10)
         for start in range(0, len(message), 997):
-            sock.sendall(message[start:start + 997])
+            sock.sendall(message[start : start + 997])
         sock.sendall(b"\n")
         expected = b"Hello, " + message.rstrip(b"\r") + b"!\r\n"
         assert read_exactly(sock, len(expected)) == expected
@@ -287,8 +298,9 @@ def test_one_byte_a_second_cannot_hold_a_connection(twist_net: Any) -> None:
     message; the per-message deadline (C{--message-timeout}) closes it even
     though it is never idle.
     """
-    server = twist_net([*LISTEN, "--framing", "line", "--message-timeout", "2",
-                        "--idle-timeout", "60"])
+    server = twist_net(
+        [*LISTEN, "--framing", "line", "--message-timeout", "2", "--idle-timeout", "60"]
+    )
     with connect(server.tcp_port) as sock:
         assert read_exactly(sock, 10) == b"Welcome!\r\n"
         started = time.monotonic()
@@ -377,8 +389,7 @@ def test_delayed_replies_over_the_queue_limit_pause_reading_in_order(twist_net: 
     messages still get every reply, in order, and the stop comes after
     them.
     """
-    server = twist_net([*LISTEN, "--framing", "line", "--delay", "0.2",
-                        "--queue-limit", "200"])
+    server = twist_net([*LISTEN, "--framing", "line", "--delay", "0.2", "--queue-limit", "200"])
     messages = [b"q%d" % i for i in range(3000)]
     with connect(server.tcp_port) as sock:
         sock.sendall(b"".join(m + b"\n" for m in messages))
@@ -415,8 +426,7 @@ def test_half_close_answers_a_last_line_without_line_feed(twist_net: Any) -> Non
     with connect(server.tcp_port) as sock:
         sock.sendall(b"one\ntwo")
         sock.shutdown(socket.SHUT_WR)
-        assert read_until_closed(sock) == (
-            b"Welcome!\r\nHello, one!\r\nHello, two!\r\n", "eof")
+        assert read_until_closed(sock) == (b"Welcome!\r\nHello, one!\r\nHello, two!\r\n", "eof")
 
 
 # 6. Connection caps ---------------------------------------------------------
@@ -503,8 +513,9 @@ def test_churn_with_resets_leaks_nothing(twist_net: Any) -> None:
     while open_fds(pid) > fds_before and time.monotonic() < deadline:
         time.sleep(0.1)
     fds_after, rss_after = open_fds(pid), rss_bytes(pid)
-    print(f"fds {fds_before} -> {fds_after}; RSS {rss_before / 1e6:.1f} -> "
-          f"{rss_after / 1e6:.1f} MB")
+    print(
+        f"fds {fds_before} -> {fds_after}; RSS {rss_before / 1e6:.1f} -> {rss_after / 1e6:.1f} MB"
+    )
     assert fds_after == fds_before
     assert rss_after - rss_before < 3 * 1024 * 1024
     assert unexpected_events(server) == []

@@ -29,8 +29,7 @@ def _raw_socket() -> socket.socket:
         pytest.skip("raw sockets need root (CAP_NET_RAW)")
 
 
-def forge_datagram(source: tuple[str, int], destination: tuple[str, int],
-                   payload: bytes) -> None:
+def forge_datagram(source: tuple[str, int], destination: tuple[str, int], payload: bytes) -> None:
     """
     Send one UDP datagram with a forged IPv4 source address and port.
     """
@@ -38,8 +37,16 @@ def forge_datagram(source: tuple[str, int], destination: tuple[str, int],
     udp = struct.pack("!HHHH", source[1], destination[1], udp_length, 0) + payload
     header = struct.pack(
         "!BBHHHBBH4s4s",
-        0x45, 0, 20 + udp_length, 0x1234, 0, 64, socket.IPPROTO_UDP, 0,
-        socket.inet_aton(source[0]), socket.inet_aton(destination[0]),
+        0x45,
+        0,
+        20 + udp_length,
+        0x1234,
+        0,
+        64,
+        socket.IPPROTO_UDP,
+        0,
+        socket.inet_aton(source[0]),
+        socket.inet_aton(destination[0]),
     )
     with _raw_socket() as raw:
         raw.sendto(header + udp, (destination[0], 0))
@@ -85,9 +92,7 @@ def test_two_servers_do_not_ping_pong_a_forged_datagram(twist_net: Any) -> None:
 
 
 @pytest.mark.parametrize("port", [0, 7, 19, 53, 123, 1900, 11211])
-def test_forged_classic_service_source_ports_are_not_answered(
-    twist_net: Any, port: int
-) -> None:
+def test_forged_classic_service_source_ports_are_not_answered(twist_net: Any, port: int) -> None:
     """
     A datagram that claims to come from an echo, chargen, DNS, NTP, SSDP,
     memcached port (or port 0) is dropped and counted, never answered.
@@ -126,8 +131,10 @@ def test_flood_from_one_source_is_answered_at_the_rate(twist_net: Any) -> None:
     flooder.close()
     polite.close()
     counters = final_counters(server)
-    print(f"flood: 400 sent in {elapsed:.2f} s, {flood_answers} answered; "
-          f"polite: {polite_answers}/40 answered")
+    print(
+        f"flood: 400 sent in {elapsed:.2f} s, {flood_answers} answered; "
+        f"polite: {polite_answers}/40 answered"
+    )
     assert polite_answers == 40
     assert 10 + 50 * elapsed * 0.8 <= flood_answers <= 10 + 50 * (elapsed + 0.3)
     assert counters["refusals"]["udp-rate"] == 400 - flood_answers

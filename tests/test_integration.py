@@ -102,8 +102,9 @@ class UDPClient(DatagramProtocol):
         self.received.put(datagram)
 
 
-def serve(config: ServerConfig, framing: str, listen: list[str],
-          udp: list[tuple[str, int]] | None = None) -> NetService:
+def serve(
+    config: ServerConfig, framing: str, listen: list[str], udp: list[tuple[str, int]] | None = None
+) -> NetService:
     service = build_service(config, framing, listen, udp or [], reactor=reactor)
     service.startService()
     return service
@@ -291,8 +292,11 @@ def test_stop_sends_owed_replies_then_closes() -> Generator[Any, Any, None]:
 
 
 @inlineCallbacks
-def udp_exchange(host: str, port: int, datagrams: list[bytes],
-                 ) -> Generator[Any, Any, list[bytes]]:
+def udp_exchange(
+    host: str,
+    port: int,
+    datagrams: list[bytes],
+) -> Generator[Any, Any, list[bytes]]:
     client = UDPClient()
     listening = reactor.listenUDP(0, client, interface=host)  # type: ignore[attr-defined]
     try:
@@ -333,7 +337,8 @@ def test_tcp_and_udp_on_both_families_at_once() -> Generator[Any, Any, None]:
     four.
     """
     service = serve(
-        ServerConfig(), "line",
+        ServerConfig(),
+        "line",
         ["tcp:0:interface=127.0.0.1", r"tcp6:0:interface=\:\:1"],
         [("127.0.0.1", 0), ("::1", 0)],
     )

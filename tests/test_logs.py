@@ -37,10 +37,19 @@ def test_json_events_have_stable_fields(twist_net) -> None:
     open produce the documented events, each with its fields; every line of
     standard output is one JSON object.
     """
-    server = twist_net([
-        "--listen", f"tcp:0:interface={LOOPBACK}", "--udp", f"{LOOPBACK}:0",
-        "--metrics", f"tcp:0:interface={LOOPBACK}", "--log-messages", "--max-message", "8",
-    ])
+    server = twist_net(
+        [
+            "--listen",
+            f"tcp:0:interface={LOOPBACK}",
+            "--udp",
+            f"{LOOPBACK}:0",
+            "--metrics",
+            f"tcp:0:interface={LOOPBACK}",
+            "--log-messages",
+            "--max-message",
+            "8",
+        ]
+    )
     with socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) as client:
         tcp_peer = "{}:{}".format(*client.getsockname())
         assert client.recv(1024) == b"Welcome!"

@@ -115,10 +115,18 @@ def test_scrape_moves_with_traffic(twist_net) -> None:
     refused datagram and delayed replies each move their counters by
     exactly what was sent.
     """
-    server = twist_net([
-        "--listen", f"tcp:0:interface={LOOPBACK}", "--udp", f"{LOOPBACK}:0",
-        "--metrics", f"tcp:0:interface={LOOPBACK}", "--delay", "0.05",
-    ])
+    server = twist_net(
+        [
+            "--listen",
+            f"tcp:0:interface={LOOPBACK}",
+            "--udp",
+            f"{LOOPBACK}:0",
+            "--metrics",
+            f"tcp:0:interface={LOOPBACK}",
+            "--delay",
+            "0.05",
+        ]
+    )
     before = scrape(server)
     assert value(before, "twisted_net_connections_total") == 0
     assert value(before, "twisted_net_reply_latency_seconds_count") == 0
@@ -171,10 +179,15 @@ def test_metrics_port_in_use_is_a_clear_error(twist_net) -> None:
         taken.bind((LOOPBACK, 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = RunningServer([
-            "--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp",
-            "--metrics", f"tcp:{port}:interface={LOOPBACK}",
-        ])
+        server = RunningServer(
+            [
+                "--listen",
+                f"tcp:0:interface={LOOPBACK}",
+                "--no-udp",
+                "--metrics",
+                f"tcp:{port}:interface={LOOPBACK}",
+            ]
+        )
         code = server.process.wait(20)
         server.stop()
     assert code != 0
@@ -190,10 +203,17 @@ def test_scrapes_during_traffic_are_monotonic(twist_net) -> None:
     """
     import threading
 
-    server = twist_net([
-        "--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp", "--framing", "line",
-        "--metrics", f"tcp:0:interface={LOOPBACK}",
-    ])
+    server = twist_net(
+        [
+            "--listen",
+            f"tcp:0:interface={LOOPBACK}",
+            "--no-udp",
+            "--framing",
+            "line",
+            "--metrics",
+            f"tcp:0:interface={LOOPBACK}",
+        ]
+    )
     seen: list[float] = []
     done = threading.Event()
 
@@ -224,10 +244,15 @@ def test_other_paths_not_found(twist_net) -> None:
     """
     import urllib.error
 
-    server = twist_net([
-        "--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp",
-        "--metrics", f"tcp:0:interface={LOOPBACK}",
-    ])
+    server = twist_net(
+        [
+            "--listen",
+            f"tcp:0:interface={LOOPBACK}",
+            "--no-udp",
+            "--metrics",
+            f"tcp:0:interface={LOOPBACK}",
+        ]
+    )
     address = server.wait_for(lambda e: e.get("event") == "metrics_listening")["address"]
     with urllib.request.urlopen(f"http://{address}/", timeout=5) as response:
         assert b"/metrics" in response.read()

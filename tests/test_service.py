@@ -55,15 +55,17 @@ class Reactor(MemoryReactorClock):
         self.ports: list[RecordingPort] = []
         self.udp_protocols: list[Any] = []
 
-    def listenUNIX(self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666,
-                   wantPID: int = 0) -> RecordingPort:
+    def listenUNIX(
+        self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: int = 0
+    ) -> RecordingPort:
         self.unixServers.append((address, factory, backlog, mode, wantPID))
         listening = RecordingPort(UNIXAddress(address))
         self.ports.append(listening)
         return listening
 
-    def listenUDP(self, port: int, protocol: Any, interface: str = "",
-                  maxPacketSize: int = 8192) -> RecordingPort:
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> RecordingPort:
         self.udp_protocols.append(protocol)
         listening = RecordingPort(IPv4Address("UDP", interface or "0.0.0.0", port or 40002))
         self.ports.append(listening)
@@ -72,8 +74,7 @@ class Reactor(MemoryReactorClock):
 
 def start(config: ServerConfig) -> tuple[NetService, Reactor]:
     reactor = Reactor()
-    service = build_service(config, "line", [LISTEN],
-                            [("127.0.0.1", 0)], reactor=reactor)
+    service = build_service(config, "line", [LISTEN], [("127.0.0.1", 0)], reactor=reactor)
     service.startService()
     return service, reactor
 
@@ -103,8 +104,7 @@ def test_start_listens_and_logs_the_bound_address() -> None:
     address actually bound.
     """
     reactor = Reactor()
-    service = build_service(ServerConfig(), "seed", [LISTEN],
-                            [("127.0.0.1", 0)], reactor=reactor)
+    service = build_service(ServerConfig(), "seed", [LISTEN], [("127.0.0.1", 0)], reactor=reactor)
     with capturedLogs() as events:
         service.startService()
     assert service.running

@@ -268,9 +268,7 @@ def test_line_inner_carriage_return_is_kept() -> None:
     ),
     st.integers(min_value=1, max_value=7),
 )
-def test_line_any_bytes_any_chunking(
-    messages: list[tuple[bytes, bytes]], chunk: int
-) -> None:
+def test_line_any_bytes_any_chunking(messages: list[tuple[bytes, bytes]], chunk: int) -> None:
     """
     Any bytes (invalid UTF-8, NUL) in any read size come back inside the
     replies, one per line, in order.
@@ -283,9 +281,7 @@ def test_line_any_bytes_any_chunking(
     assert written == b"".join(b"Hello, " + m + b"!\r\n" for m, _ in messages)
 
 
-@given(
-    st.binary(min_size=1, max_size=200).filter(lambda m: b"\n" not in m and m != b"exit")
-)
+@given(st.binary(min_size=1, max_size=200).filter(lambda m: b"\n" not in m and m != b"exit"))
 def test_seed_any_bytes(message: bytes) -> None:
     """
     Any bytes without a line feed are one message, echoed untouched.
@@ -395,8 +391,9 @@ def test_delay_connections_are_independent() -> None:
     clock = Clock()
     factory = GreetingFactory("line", ServerConfig(delay=1.0), clock=clock)
     busy = Session("line", factory=factory, clock=clock)
-    other = Session("line", factory=factory, clock=clock,
-                    peer=IPv4Address("TCP", "127.0.0.2", 40001))
+    other = Session(
+        "line", factory=factory, clock=clock, peer=IPv4Address("TCP", "127.0.0.2", 40001)
+    )
     for _ in range(4):
         busy.send(b"x\n" * 100)
         clock.advance(0.25)
@@ -509,9 +506,7 @@ def test_ipv6_peer_is_logged_in_brackets() -> None:
     """
     with capturedLogs() as events:
         Session("line", peer=IPv6Address("TCP", "::1", 40000))
-    assert [e["peer"] for e in events if e.get("event") == "connection_opened"] == [
-        "[::1]:40000"
-    ]
+    assert [e["peer"] for e in events if e.get("event") == "connection_opened"] == ["[::1]:40000"]
 
 
 @pytest.mark.parametrize("log_messages", [False, True])

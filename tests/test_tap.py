@@ -41,11 +41,16 @@ def test_listen_and_udp_are_repeatable() -> None:
     replace the defaults.
     """
     options = parse(
-        "--listen", "tcp:0:interface=127.0.0.1",
-        "-l", r"tcp6:0:interface=\:\:1",
-        "--udp", "9998",
-        "--udp", "[::1]:9999",
-        "--udp", "127.0.0.1:0",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "-l",
+        r"tcp6:0:interface=\:\:1",
+        "--udp",
+        "9998",
+        "--udp",
+        "[::1]:9999",
+        "--udp",
+        "127.0.0.1:0",
     )
     assert options["listen"] == ["tcp:0:interface=127.0.0.1", r"tcp6:0:interface=\:\:1"]
     assert options["udp"] == [("0.0.0.0", 9998), ("::1", 9999), ("127.0.0.1", 0)]
@@ -56,16 +61,43 @@ def test_every_option_reaches_the_config() -> None:
     Every numeric option and C{--log-messages} end up in L{ServerConfig}.
     """
     options = parse(
-        "--framing", "line", "--delay", "1.5", "--max-message", "10",
-        "--idle-timeout", "7", "--message-timeout", "3", "--write-timeout", "4",
-        "--max-connections", "50", "--max-per-peer", "5", "--udp-rate", "0",
-        "--udp-burst", "2", "--shutdown-timeout", "2.5", "--log-messages",
+        "--framing",
+        "line",
+        "--delay",
+        "1.5",
+        "--max-message",
+        "10",
+        "--idle-timeout",
+        "7",
+        "--message-timeout",
+        "3",
+        "--write-timeout",
+        "4",
+        "--max-connections",
+        "50",
+        "--max-per-peer",
+        "5",
+        "--udp-rate",
+        "0",
+        "--udp-burst",
+        "2",
+        "--shutdown-timeout",
+        "2.5",
+        "--log-messages",
     )
     assert options["framing"] == "line"
     assert options["config"] == ServerConfig(
-        delay=1.5, max_message=10, idle_timeout=7.0, message_timeout=3.0,
-        write_timeout=4.0, max_connections=50, max_per_peer=5, udp_rate=0.0,
-        udp_burst=2, shutdown_timeout=2.5, log_messages=True,
+        delay=1.5,
+        max_message=10,
+        idle_timeout=7.0,
+        message_timeout=3.0,
+        write_timeout=4.0,
+        max_connections=50,
+        max_per_peer=5,
+        udp_rate=0.0,
+        udp_burst=2,
+        shutdown_timeout=2.5,
+        log_messages=True,
     )
 
 
@@ -126,10 +158,22 @@ def test_help_lists_every_option() -> None:
     """
     text = str(Options())
     for option in [
-        "--listen=", "--udp=", "--no-tcp", "--no-udp", "--framing=", "--delay=",
-        "--max-message=", "--log-messages", "--idle-timeout=", "--message-timeout=",
-        "--write-timeout=", "--max-connections=", "--max-per-peer=", "--udp-rate=",
-        "--udp-burst=", "--shutdown-timeout=",
+        "--listen=",
+        "--udp=",
+        "--no-tcp",
+        "--no-udp",
+        "--framing=",
+        "--delay=",
+        "--max-message=",
+        "--log-messages",
+        "--idle-timeout=",
+        "--message-timeout=",
+        "--write-timeout=",
+        "--max-connections=",
+        "--max-per-peer=",
+        "--udp-rate=",
+        "--udp-burst=",
+        "--shutdown-timeout=",
     ]:
         assert option in text
 
@@ -141,9 +185,18 @@ def test_make_service_wires_every_listener() -> None:
     (a datagram protocol serves one port) sharing the counters.
     """
     options = parse(
-        "--framing", "line", "--delay", "0.5",
-        "--listen", "tcp:0:interface=127.0.0.1", "--listen", "tcp:0:interface=127.0.0.2",
-        "--udp", "127.0.0.1:0", "--udp", "[::1]:0",
+        "--framing",
+        "line",
+        "--delay",
+        "0.5",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--listen",
+        "tcp:0:interface=127.0.0.2",
+        "--udp",
+        "127.0.0.1:0",
+        "--udp",
+        "[::1]:0",
     )
     service = makeService(options)
     assert isinstance(service, NetService)
@@ -186,11 +239,7 @@ def test_readme_documents_every_option() -> None:
     """
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("<!-- section:server -->", 1)[1].split("<!-- section:", 1)[0]
-    rows = {
-        row.split("|")[1]: row
-        for row in section.splitlines()
-        if row.startswith("| `-")
-    }
+    rows = {row.split("|")[1]: row for row in section.splitlines() if row.startswith("| `-")}
     options = Options()
     flags = cast("list[list[Any]]", options.optFlags)
     parameters = cast("list[list[Any]]", options.optParameters)
@@ -199,8 +248,7 @@ def test_readme_documents_every_option() -> None:
     names += [("listen", DEFAULT_LISTEN), ("udp", "127.0.0.1:9999")]
     for name, default in names:
         matching = [
-            row for key, row in rows.items()
-            if f"`--{name}=" in key or f"`--{name}`" in key
+            row for key, row in rows.items() if f"`--{name}=" in key or f"`--{name}`" in key
         ]
         assert len(matching) == 1, f"--{name} is not in the README's options table"
         if default is not None:

@@ -43,9 +43,7 @@ def tls_files(ca: trustme.CA, tmp_path: Path) -> dict[str, Path]:
 
 
 def ssl_listen(files: dict[str, Path]) -> str:
-    return (
-        f"ssl:0:interface={LOOPBACK}:privateKey={files['key']}:certKey={files['cert']}"
-    )
+    return f"ssl:0:interface={LOOPBACK}:privateKey={files['key']}:certKey={files['cert']}"
 
 
 def client_context(ca: trustme.CA) -> ssl.SSLContext:
@@ -151,7 +149,10 @@ def run_client(*args: str) -> subprocess.CompletedProcess[str]:
 
     return subprocess.run(
         [installed_script("twisted-net"), "tcp", *args],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
     )
 
 

@@ -128,25 +128,38 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "certificates in DIR instead).",
     )
     tcp.add_argument(
-        "--connect", "-c", metavar="ENDPOINT", default=DEFAULT_TCP,
+        "--connect",
+        "-c",
+        metavar="ENDPOINT",
+        default=DEFAULT_TCP,
         help=f"Twisted client endpoint string (default: {DEFAULT_TCP})",
     )
     tcp.add_argument(
-        "--framing", choices=("seed", "line"), default="seed",
+        "--framing",
+        choices=("seed", "line"),
+        default="seed",
         help="the server's framing: seed (the tutorial's, one message at a time) or "
         "line (CRLF lines, pipelined); default: seed",
     )
     tcp.add_argument(
-        "--timeout", type=_seconds, default=10.0, metavar="S",
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
         help="seconds allowed to connect and for each reply (0: no limit; default: 10)",
     )
     tcp.add_argument(
-        "-i", "--interactive", action="store_true",
+        "-i",
+        "--interactive",
+        action="store_true",
         help="send each line of standard input as a message, until end of input "
         "(or a line 'exit'), instead of NAMEs",
     )
     tcp.add_argument(
-        "names", nargs="*", metavar="NAME", type=_name,
+        "names",
+        nargs="*",
+        metavar="NAME",
+        type=_name,
         help=f"messages to send (default: {' '.join(DEFAULT_NAMES)})",
     )
 
@@ -157,19 +170,31 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "reply is asked for again, then reported with a non-zero exit status.",
     )
     udp.add_argument(
-        "--connect", "-c", metavar="[HOST:]PORT", default=DEFAULT_UDP,
+        "--connect",
+        "-c",
+        metavar="[HOST:]PORT",
+        default=DEFAULT_UDP,
         help=f"server address, e.g. 9999, 127.0.0.1:9999, [::1]:9999 (default: {DEFAULT_UDP})",
     )
     udp.add_argument(
-        "--timeout", type=_positive_seconds, default=2.0, metavar="S",
+        "--timeout",
+        type=_positive_seconds,
+        default=2.0,
+        metavar="S",
         help="seconds to wait for each reply before asking again (default: 2)",
     )
     udp.add_argument(
-        "--retries", type=_count, default=2, metavar="N",
+        "--retries",
+        type=_count,
+        default=2,
+        metavar="N",
         help="times to ask again for a missing reply (default: 2)",
     )
     udp.add_argument(
-        "names", nargs="*", metavar="NAME", type=_name,
+        "names",
+        nargs="*",
+        metavar="NAME",
+        type=_name,
         help=f"messages to send (default: {' '.join(DEFAULT_NAMES)})",
     )
 
@@ -188,18 +213,22 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "-o", "--output", metavar="FILE", help="write the body to FILE instead of standard output"
     )
     fetch_parser.add_argument(
-        "--timeout", type=_seconds, default=30.0, metavar="S",
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
         help="seconds allowed without progress (default: 30; 0: no limit)",
     )
     fetch_parser.add_argument(
-        "--raw", action="store_true",
+        "--raw",
+        action="store_true",
         help="send the tutorial's request bytes as written and write everything received "
         "(status line, headers, body; undecoded) to the output",
     )
     fetch_parser.add_argument(
-        "--ca-file", metavar="PEM",
-        help="trust the certificate authorities in this PEM file for https "
-        "(default: the system's)",
+        "--ca-file",
+        metavar="PEM",
+        help="trust the certificate authorities in this PEM file for https (default: the system's)",
     )
 
     if _first_positional(argv) == "bench":
@@ -288,7 +317,11 @@ async def _run_tcp(reactor: Any, args: argparse.Namespace, stdout: StandardOutpu
     try:
         if not args.interactive:
             await greet(
-                reactor, endpoint, names, args.framing, timeout=args.timeout,
+                reactor,
+                endpoint,
+                names,
+                args.framing,
+                timeout=args.timeout,
                 on_message=stdout.line,
             )
             return 0
@@ -301,8 +334,9 @@ async def _run_tcp(reactor: Any, args: argparse.Namespace, stdout: StandardOutpu
         raise CLIError(f"{where}: {describe_error(error)}") from None
 
 
-async def _interactive(reactor: Any, endpoint: IStreamClientEndpoint,
-                       args: argparse.Namespace) -> int:
+async def _interactive(
+    reactor: Any, endpoint: IStreamClientEndpoint, args: argparse.Namespace
+) -> int:
     from twisted.internet.stdio import StandardIO
 
     lines: StandardInputLines | None = None
@@ -377,13 +411,22 @@ async def _run_fetch(reactor: Any, args: argparse.Namespace, stdout: StandardOut
     try:
         if args.raw:
             result = await fetch_raw(
-                reactor, args.url, timeout=args.timeout, output=output,
-                trust_root=trust_root, on_progress=progress,
+                reactor,
+                args.url,
+                timeout=args.timeout,
+                output=output,
+                trust_root=trust_root,
+                on_progress=progress,
             )
         else:
             result = await fetch(
-                reactor, args.url, timeout=args.timeout, output=output,
-                trust_root=trust_root, on_response=_show_head, on_progress=progress,
+                reactor,
+                args.url,
+                timeout=args.timeout,
+                output=output,
+                trust_root=trust_root,
+                on_response=_show_head,
+                on_progress=progress,
             )
     except Exception as error:
         raise CLIError(f"{args.url}: {describe_error(error)}") from None
@@ -400,8 +443,9 @@ async def _run_fetch(reactor: Any, args: argparse.Namespace, stdout: StandardOut
 
 # main ----------------------------------------------------------------------------
 
-_COMMANDS: dict[str, Callable[[Any, argparse.Namespace, StandardOutput],
-                               Coroutine[Any, Any, int]]] = {
+_COMMANDS: dict[
+    str, Callable[[Any, argparse.Namespace, StandardOutput], Coroutine[Any, Any, int]]
+] = {
     "tcp": _run_tcp,
     "udp": _run_udp,
     "fetch": _run_fetch,

@@ -314,9 +314,7 @@ class SeedClientProtocol(GreetingClientProtocol):
         if self._outstanding or not self._unsent:
             return
         message = self._last_sent = self._unsent.popleft()
-        self._outstanding.extend(
-            reply(part) + ending for part, ending in split_seed_read(message)
-        )
+        self._outstanding.extend(reply(part) + ending for part, ending in split_seed_read(message))
         self.transport.write(message)  # type: ignore[union-attr]
 
     _last_sent = b""

@@ -65,8 +65,9 @@ class StandardInputLines(LineReceiver):
     delimiter = b"\n"
     MAX_LENGTH = 1 << 20
 
-    def __init__(self, conversation: GreetingClientProtocol,
-                 on_skipped: Callable[[str], object]) -> None:
+    def __init__(
+        self, conversation: GreetingClientProtocol, on_skipped: Callable[[str], object]
+    ) -> None:
         self.conversation = conversation
         self.on_skipped = on_skipped
         self.closed: Deferred[None] = Deferred()

@@ -376,4 +376,3 @@ def fetch_raw(
         return FetchResult(url=shown, body=receiver.body, length=length)
 
     return _watched(reactor, timeout, run)
-

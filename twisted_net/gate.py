@@ -215,9 +215,7 @@ class GatedEndpoint:
         self.clock = clock
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
-        return self.wrapped.listen(
-            self.gate(protocolFactory, self.clock)
-        )
+        return self.wrapped.listen(self.gate(protocolFactory, self.clock))
 
 
 @implementer(IHandshakeListener)

@@ -113,15 +113,14 @@ class CountersCollector:
         refusals: dict[str, int] = dict.fromkeys(KNOWN_REFUSALS, 0)
         refusals.update(dict(counters.refusals))
         for name, documentation in _GAUGES.items():
-            yield GaugeMetricFamily(
-                f"{PREFIX}_{name}", documentation, value=values.pop(name, 0)
-            )
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=values.pop(name, 0))
         for name, documentation in _COUNTERS.items():
             yield CounterMetricFamily(
                 f"{PREFIX}_{_NAMES.get(name, name)}", documentation, value=values.pop(name, 0)
             )
         refused = CounterMetricFamily(
-            f"{PREFIX}_refusals", "Connections, messages and datagrams refused, by reason.",
+            f"{PREFIX}_refusals",
+            "Connections, messages and datagrams refused, by reason.",
             labels=["reason"],
         )
         for reason, count in sorted(refusals.items()):

@@ -148,10 +148,9 @@ def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
     C{ssl:...} for the TLS handshake (L{HandshakeGateFactory}).
     """
     if description.startswith(PROXY_PREFIX):
-        inner = serverFromString(reactor, description[len(PROXY_PREFIX):])
+        inner = serverFromString(reactor, description[len(PROXY_PREFIX) :])
         return GatedEndpoint(inner, ProxyHeaderFactory)
     endpoint = serverFromString(reactor, description)
     if description.startswith(TLS_PREFIX):
         return GatedEndpoint(endpoint, HandshakeGateFactory)
     return endpoint  # type: ignore[no-any-return]
-

@@ -46,6 +46,8 @@ from .reactor_fastpaths import LeanDatagramPort
 
 __all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 
+_CLEAN_CLOSE = Failure(CONNECTION_DONE)
+
 
 
 class WriteThroughServer(tcp.Server):
@@ -76,7 +78,7 @@ class WriteThroughServer(tcp.Server):
     _flush_queued = False
     _shouldShutdown = False
 
-    def doRead(self) -> object:
+    def doRead(self) -> object:  # type: ignore[override]
         """
         Read what the peer sent and give it to the protocol, as
         L{tcp.Connection.doRead} does.
@@ -111,7 +113,7 @@ class WriteThroughServer(tcp.Server):
             self._maybePauseProducer()
         if not queued and not self._flush_queued:
             self._flush_queued = True
-            self.reactor.flush_at_end_of_iteration(self)
+            self.reactor.flush_at_end_of_iteration(self)  # type: ignore[attr-defined]
 
     def writeSequence(self, iovec: Iterable[bytes]) -> None:
         if self.TLS:
@@ -119,7 +121,7 @@ class WriteThroughServer(tcp.Server):
             return
         self.write(b"".join(iovec))
 
-    def loseConnection(self, _connDone: Failure = Failure(CONNECTION_DONE)) -> None:
+    def loseConnection(self, _connDone: Failure = _CLEAN_CLOSE) -> None:
         """
         Close once everything written is sent, as Twisted does, but let the
         reactor's end-of-iteration flush do it when no bytes are waiting for
@@ -138,7 +140,7 @@ class WriteThroughServer(tcp.Server):
         self.disconnecting = 1
         if not self._flush_queued:
             self._flush_queued = True
-            self.reactor.flush_at_end_of_iteration(self)
+            self.reactor.flush_at_end_of_iteration(self)  # type: ignore[attr-defined]
 
     def send_queued(self) -> object:
         """
@@ -302,7 +304,7 @@ class NetReactor(EPollReactor):
                     in_read = False
                     try:
                         if selectable.fileno() == -1:
-                            why = _NO_FILEDESC
+                            why: object = _NO_FILEDESC
                         else:
                             why = selectable.doRead()
                             in_read = True

@@ -103,7 +103,8 @@ class DatagramListener(Service):
     def startService(self) -> None:
         inherited = self.inherited_socket
         if inherited is not None:
-            self.port = self.reactor.adoptDatagramPort(
+            reactor: Any = self.reactor  # and IReactorSocket
+            self.port = reactor.adoptDatagramPort(
                 inherited.fileno(),
                 inherited.family,
                 self.protocol,

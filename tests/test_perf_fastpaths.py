@@ -1,0 +1,358 @@
+"""
+The fast paths of issue 4 behave as the Twisted code they shorten:
+L{WriteThroughServer}'s read and close paths on a fake socket, the
+L{accepter} and L{LeanDatagramPort} on real loopback sockets, the C{seed}
+framing's one-message shortcut against its general path, and the
+per-connection log events that C{twist --log-level warn net} no longer
+builds only to drop them.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.application.twist._options import TwistOptions
+from twisted.internet import defer, reactor
+from twisted.internet import main as twisted_main
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionAborted
+from twisted.internet.protocol import DatagramProtocol, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+
+from twisted_net.config import ServerConfig
+from twisted_net.hello import split_seed_read
+from twisted_net.reactor import WriteThroughServer
+from twisted_net.reactor_fastpaths import LeanDatagramPort, accepter
+from twisted_net.stream import GreetingFactory, SeedProtocol
+from twisted_net.tap import Options
+
+LOOPBACK = "127.0.0.1"
+
+
+# WriteThroughServer on a fake socket -------------------------------------------
+
+
+class FakeSocket:
+    """
+    Records sends, shutdowns and closes; C{recv} pops C{incoming}, where an
+    C{OSError} is raised instead of returned.
+    """
+
+    def __init__(self) -> None:
+        self.sends: list[bytes] = []
+        self.calls: list[str] = []
+        self.incoming: list[bytes | OSError] = []
+
+    def send(self, data: Any) -> int:
+        self.sends.append(bytes(data))
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        item = self.incoming.pop(0)
+        if isinstance(item, OSError):
+            raise item
+        return item
+
+    def shutdown(self, how: int) -> None:
+        self.calls.append(f"shutdown({how})")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def setsockopt(self, *args: Any) -> None:
+        self.calls.append("setsockopt")
+
+    def fileno(self) -> int:
+        return 99
+
+
+class FakeReactor:
+    """
+    What a transport asks of L{twisted_net.reactor.NetReactor}.
+    """
+
+    def __init__(self) -> None:
+        self.flush_list: list[WriteThroughServer] = []
+        self.readers: set[Any] = set()
+        self.writers: set[Any] = set()
+
+    def flush_at_end_of_iteration(self, transport: WriteThroughServer) -> None:
+        self.flush_list.append(transport)
+
+    def addReader(self, selectable: Any) -> None:
+        self.readers.add(selectable)
+
+    def removeReader(self, selectable: Any) -> None:
+        self.readers.discard(selectable)
+
+    def addWriter(self, selectable: Any) -> None:
+        self.writers.add(selectable)
+
+    def removeWriter(self, selectable: Any) -> None:
+        self.writers.discard(selectable)
+
+
+class Recorder(Protocol):
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.lost: list[Any] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost.append(reason)
+
+
+def make_transport() -> tuple[WriteThroughServer, FakeSocket, FakeReactor, Recorder]:
+    sock = FakeSocket()
+    fake_reactor = FakeReactor()
+    protocol = Recorder()
+    transport = WriteThroughServer(
+        sock, protocol, (LOOPBACK, 5555), None, 1, fake_reactor  # type: ignore[arg-type]
+    )
+    protocol.makeConnection(transport)
+    return transport, sock, fake_reactor, protocol
+
+
+def test_read_hands_bytes_to_the_protocol() -> None:
+    transport, sock, _, protocol = make_transport()
+    sock.incoming = [b"Michael", BlockingIOError(errno.EAGAIN, "nothing")]
+    assert transport.doRead() is None
+    assert transport.doRead() is None
+    assert protocol.received == [b"Michael"]
+
+
+@pytest.mark.parametrize(
+    ("incoming", "expected"),
+    [
+        (b"", twisted_main.CONNECTION_DONE),
+        (OSError(errno.ECONNRESET, "reset"), twisted_main.CONNECTION_LOST),
+    ],
+)
+def test_read_reports_end_and_errors_as_twisted_does(incoming: Any, expected: Any) -> None:
+    transport, sock, _, protocol = make_transport()
+    sock.incoming = [incoming]
+    assert transport.doRead() is expected
+    assert protocol.received == []
+
+
+def test_close_with_nothing_unsent_needs_no_writer_and_no_empty_send() -> None:
+    """
+    C{loseConnection} with everything sent stops reading and closes at the
+    end of the iteration: no epoll writer, no zero-byte C{send}.
+    """
+    transport, sock, fake_reactor, _ = make_transport()
+    transport.loseConnection()
+    assert fake_reactor.readers == set() and fake_reactor.writers == set()
+    assert fake_reactor.flush_list == [transport]
+    assert transport.send_queued() is twisted_main.CONNECTION_DONE
+    assert sock.sends == []
+
+
+def test_close_after_write_sends_everything_first() -> None:
+    transport, sock, fake_reactor, _ = make_transport()
+    transport.write(b"Hello, M!")
+    transport.loseConnection()
+    assert fake_reactor.flush_list == [transport]
+    assert transport.send_queued() is twisted_main.CONNECTION_DONE
+    assert sock.sends == [b"Hello, M!"]
+
+
+def test_close_while_bytes_wait_for_writability_waits_for_them() -> None:
+    """
+    Bytes the kernel did not take keep the connection open until a
+    writability event has sent them (Twisted's own path).
+    """
+    transport, sock, fake_reactor, _ = make_transport()
+    transport.dataBuffer = b"rest"
+    transport.offset = 0
+    transport.startWriting()
+    transport.loseConnection()
+    assert transport.disconnecting
+    assert fake_reactor.flush_list == []
+    assert transport.doWrite() is twisted_main.CONNECTION_DONE
+    assert sock.sends == [b"rest"]
+
+
+def test_connection_lost_closes_without_shutdown() -> None:
+    """
+    An orderly close is a plain C{close} (the peer sees the same FIN); an
+    abort still resets the connection.
+    """
+    transport, sock, _, protocol = make_transport()
+    transport.connectionLost(Failure(twisted_main.CONNECTION_DONE))
+    assert sock.calls == ["close"]
+    assert len(protocol.lost) == 1
+    aborted, sock, _, _ = make_transport()
+    aborted.connectionLost(Failure(ConnectionAborted()))
+    assert sock.calls == ["setsockopt", "close"]
+
+
+# accepter on real sockets ------------------------------------------------------
+
+
+def test_accepter_gives_what_accept_gives() -> None:
+    with socket.socket() as listener:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(5)
+        listener.setblocking(False)
+        accept = accepter(listener)
+        with pytest.raises(BlockingIOError):
+            accept()
+        with socket.create_connection(listener.getsockname(), timeout=5) as client:
+            accepted, address = accept()
+            with accepted:
+                assert address == client.getsockname()
+                assert accepted.family == socket.AF_INET
+                assert accepted.type == socket.SOCK_STREAM
+                assert accepted.getpeername() == client.getsockname()
+                accepted.sendall(b"Welcome!")
+                assert client.recv(100) == b"Welcome!"
+
+
+def test_accepter_keeps_a_blocking_listener_to_its_own_accept() -> None:
+    with socket.socket() as listener:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(5)
+        assert accepter(listener) == listener.accept
+
+
+# LeanDatagramPort on the test reactor ------------------------------------------
+
+
+class Datagrams(DatagramProtocol):
+    def __init__(self, expected: int) -> None:
+        self.received: list[tuple[bytes, Any]] = []
+        self.expected = expected
+        self.done: defer.Deferred[None] = defer.Deferred()
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.received.append((datagram, addr))
+        if datagram == b"boom":
+            raise ValueError("a broken protocol")
+        if len(self.received) == self.expected:
+            self.done.callback(None)
+
+
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, LOOPBACK), (socket.AF_INET6, "::1")])
+@pytest_twisted.inlineCallbacks
+def test_lean_datagram_port_delivers_every_datagram(
+    family: int, host: str
+) -> Generator[Any, Any, None]:
+    """
+    Every datagram arrives, in order, with a C{(host, port)} address (IPv6
+    flow and scope dropped, as L{twisted.internet.udp.Port} does), and a
+    protocol that raises does not stop the port.
+    """
+    protocol = Datagrams(expected=4)
+    port = LeanDatagramPort(0, protocol, host, 2048, reactor)
+    try:
+        port.startListening()
+    except Exception as error:  # no IPv6 loopback here
+        pytest.skip(f"cannot listen on {host}: {error}")
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as client:
+            client.bind((host, 0))
+            for payload in (b"one", b"boom", b"two", b"three"):
+                client.sendto(payload, (host, port.getHost().port))
+            yield protocol.done.addTimeout(5, reactor)
+            source = client.getsockname()[:2]
+        assert protocol.received == [
+            (b"one", source), (b"boom", source), (b"two", source), (b"three", source)
+        ]
+    finally:
+        yield port.stopListening()
+
+
+# The seed framing's one-message shortcut -------------------------------------
+
+
+def seed_session(config: ServerConfig) -> tuple[SeedProtocol, StringTransport]:
+    factory = GreetingFactory("seed", config, clock=Clock())
+    protocol = factory.buildProtocol(IPv4Address("TCP", LOOPBACK, 40000))
+    assert isinstance(protocol, SeedProtocol)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    transport.clear()
+    return protocol, transport
+
+
+@given(st.lists(st.binary(max_size=12), min_size=1, max_size=4))
+def test_one_message_shortcut_answers_as_the_general_path(reads: list[bytes]) -> None:
+    """
+    Whatever the reads, C{dataReceived} (with its shortcut for a read that
+    is one ordinary message) answers, closes and counts exactly as the
+    general path that cuts every read into messages.
+    """
+    config = ServerConfig(max_message=6, max_per_peer=0)
+    fast, fast_transport = seed_session(config)
+    general, general_transport = seed_session(config)
+    for data in reads:
+        if data:
+            fast.dataReceived(data)
+            if not general._closing:
+                general.factory.counters.bytes_in += len(data)
+                general._answer_each(split_seed_read(data))
+    assert fast_transport.value() == general_transport.value()
+    assert fast_transport.disconnecting == general_transport.disconnecting
+    assert fast.factory.counters.snapshot() == general.factory.counters.snapshot()
+
+
+# Per-connection log events -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("twist_args", "logged"),
+    [
+        ([], True),
+        (["--log-level", "debug"], True),
+        (["--log-level", "info"], True),
+        (["--log-level", "warn"], False),
+        (["--log-level", "error"], False),
+    ],
+)
+def test_connection_events_follow_twists_log_level(twist_args: list[str], logged: bool) -> None:
+    """
+    Under C{twist --log-level warn} (or higher) the server does not build
+    the connection events its log would drop.
+    """
+    options = TwistOptions()
+    options.parseOptions([*twist_args, "net", "--listen", "tcp:0", "--udp", "127.0.0.1:0"])
+    assert options.subOptions["config"].log_connections is logged
+
+
+def test_net_options_alone_log_connections() -> None:
+    """
+    Outside C{twist} (embedding, C{twistd}), connections are logged.
+    """
+    options = Options()
+    options.parseOptions(["--listen", "tcp:0"])
+    assert options["config"].log_connections is True
+
+
+@pytest.mark.parametrize("log_connections", [True, False])
+def test_connections_are_counted_whether_or_not_logged(log_connections: bool) -> None:
+    config = ServerConfig(max_per_peer=0, log_connections=log_connections)
+    with capturedLogs() as events:
+        protocol, transport = seed_session(config)
+        protocol.dataReceived(b"exit")
+        protocol.connectionLost()
+    names = [event.get("event") for event in events]
+    expected = ["connection_opened", "connection_closed"] if log_connections else []
+    assert [n for n in names if n in ("connection_opened", "connection_closed")] == expected
+    counters = protocol.factory.counters
+    assert counters.connections_total == 1 and counters.connections_open == 0
