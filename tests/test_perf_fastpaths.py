@@ -348,7 +348,7 @@ def test_net_options_alone_log_connections() -> None:
 def test_connections_are_counted_whether_or_not_logged(log_connections: bool) -> None:
     config = ServerConfig(max_per_peer=0, log_connections=log_connections)
     with capturedLogs() as events:
-        protocol, transport = seed_session(config)
+        protocol, _ = seed_session(config)
         protocol.dataReceived(b"exit")
         protocol.connectionLost()
     names = [event.get("event") for event in events]
