@@ -204,7 +204,7 @@ class GuardedPort(tcp.Port):
             return
         port: Any = self
         port.stopReading()
-        self._resume_call = self.reactor.callLater(self.backoff, self._resume_accepting)
+        self._resume_call = port.reactor.callLater(self.backoff, self._resume_accepting)
 
     def _resume_accepting(self) -> None:
         self._resume_call = None
@@ -220,7 +220,7 @@ class GuardedPort(tcp.Port):
         if self._reserve is not None:
             os.close(self._reserve)
             self._reserve = None
-        tcp.Port.connectionLost(self, reason)  # type: ignore[no-untyped-call]
+        tcp.Port.connectionLost(self, reason)
 
 
 class GuardedListeningReactor:

@@ -132,7 +132,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
         if clock is None:
             from twisted.internet import reactor
 
-            clock = reactor  # type: ignore[assignment]
+            clock = reactor
         assert clock is not None
         self.config = config or ServerConfig()
         self.counters = counters or Counters()

@@ -24,6 +24,14 @@ from .stream import GreetingFactory
 __all__ = ["DatagramListener", "NetService", "StreamListener"]
 
 
+def _stop_listening(port: Any) -> Deferred[None]:
+    """
+    Stop a listening port (TCP or UDP), as a Deferred whatever it returns.
+    """
+    stopped: Deferred[None] = maybeDeferred(port.stopListening)
+    return stopped
+
+
 class StreamListener(Service):
     """
     Listen on one Twisted server endpoint string (C{tcp:}, C{tcp6:},
@@ -77,7 +85,7 @@ class StreamListener(Service):
         port, self.port = self.port, None
         if port is None:
             return None
-        return maybeDeferred(port.stopListening)
+        return _stop_listening(port)
 
 
 class DatagramListener(Service):
@@ -131,7 +139,7 @@ class DatagramListener(Service):
         port, self.port = self.port, None
         if port is None:
             return None
-        return maybeDeferred(port.stopListening)
+        return _stop_listening(port)
 
 
 class NetService(MultiService):

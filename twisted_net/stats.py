@@ -54,10 +54,8 @@ class Counters:
         """
         All counters as a plain dictionary (for logs, tests and exporters).
         """
-        values = {
-            name: value
-            for name, value in vars(self).items()
-            if isinstance(value, int)
+        values: dict[str, Any] = {
+            name: value for name, value in vars(self).items() if isinstance(value, int)
         }
         values["refusals"] = dict(self.refusals)
         return values

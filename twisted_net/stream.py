@@ -525,9 +525,9 @@ class GreetingFactory(Factory):
         if clock is None:
             from twisted.internet import reactor
 
-            clock = reactor  # type: ignore[assignment]
+            clock = reactor
         assert clock is not None
-        self.protocol = FRAMINGS[framing]
+        self.protocol = FRAMINGS[framing]  # type: ignore[assignment]
         self.framing = framing
         self.config = config or ServerConfig()
         self.counters = counters or Counters()
