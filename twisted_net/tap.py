@@ -288,6 +288,10 @@ def _check_shareable(options: Options) -> None:
     """
     from .workers import describe_listener
 
+    if not sys.platform.startswith("linux"):
+        raise usage.UsageError(
+            "--workers needs Linux, whose SO_REUSEPORT spreads connections over the workers"
+        )
     if options["metrics"] is not None:
         raise usage.UsageError("--metrics cannot be combined with --workers yet")
     for description in options["listen"]:

@@ -42,11 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     spec = WorkerSpec.from_json(args[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _stop_with_supervisor(spec.supervisor_pid)
-    _install_reactor(spec.reactor)
+    problem = _install_reactor(spec.reactor)
     from twisted.internet import reactor as installed
 
     reactor: Any = installed
     _log_to_supervisor(spec.index)
+    if problem:
+        log.warn("Worker {index} runs {reactor}: {problem}", index=spec.index,
+                 reactor=type(reactor).__module__, problem=problem)
     from .tap import build_service
 
     service = build_service(
@@ -83,18 +86,21 @@ def _listeners(service: Iterable[object]) -> list[StreamListener | DatagramListe
     return [child for child in service if isinstance(child, (StreamListener, DatagramListener))]
 
 
-def _install_reactor(module_name: str) -> None:
+def _install_reactor(module_name: str) -> str | None:
     """
     Install the reactor of the named module (the supervisor's), or keep
     Twisted's default if it cannot be installed.
+
+    @return: why the supervisor's reactor could not be installed, if so.
     """
     if not module_name or "twisted.internet.reactor" in sys.modules:
-        return
+        return None
     try:
         module = importlib.import_module(module_name)
         module.install()
-    except Exception:
-        pass
+    except Exception as error:
+        return f"cannot install the supervisor's reactor {module_name}: {error!r}"
+    return None
 
 
 def _log_to_supervisor(index: int) -> None:
