@@ -12,14 +12,14 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Generator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.application.twist._options import TwistOptions
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, tcp
 from twisted.internet import main as twisted_main
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted
@@ -121,11 +121,49 @@ def make_transport() -> tuple[WriteThroughServer, FakeSocket, FakeReactor, Recor
     sock = FakeSocket()
     fake_reactor = FakeReactor()
     protocol = Recorder()
+    no_port: Any = None
     transport = WriteThroughServer(
-        sock, protocol, (LOOPBACK, 5555), None, 1, fake_reactor  # type: ignore[arg-type]
+        cast(Any, sock), protocol, (LOOPBACK, 5555), no_port, 1, cast(Any, fake_reactor)
     )
     protocol.makeConnection(transport)
     return transport, sock, fake_reactor, protocol
+
+
+class FakePort:
+    _realPortNumber = 9999
+
+
+def test_transport_state_is_twisteds_own() -> None:
+    """
+    The lean constructor leaves a transport with the same state as
+    L{tcp.Server}'s (so that a Twisted upgrade adding some shows up here),
+    and the log prefix and C{repr} Twisted would have formatted, made on
+    demand and still there after the connection is gone.
+    """
+    ours = WriteThroughServer(
+        cast(Any, FakeSocket()),
+        Recorder(),
+        (LOOPBACK, 5555),
+        cast(Any, FakePort()),
+        7,
+        cast(Any, FakeReactor()),
+    )
+    twisteds = tcp.Server(
+        cast(Any, FakeSocket()),
+        Recorder(),
+        (LOOPBACK, 5555),
+        cast(Any, FakePort()),
+        7,
+        cast(Any, FakeReactor()),
+    )
+    assert ours.logPrefix() == twisteds.logPrefix() == f"Recorder,7,{LOOPBACK}"
+    assert repr(ours) == repr(twisteds) == "<Recorder #7 on 9999>"
+    made = {"_logstr", "_repstr"}
+    assert set(vars(ours)) - made == set(vars(twisteds)) - {"logstr", "repstr"}
+    ours.connectionLost(Failure(twisted_main.CONNECTION_DONE))
+    assert ours.logPrefix() == f"Recorder,7,{LOOPBACK}"
+    ours.repstr = "<set by _fromConnectedSocket>"
+    assert repr(ours) == "<set by _fromConnectedSocket>"
 
 
 def test_read_hands_bytes_to_the_protocol() -> None:
@@ -272,7 +310,10 @@ def test_lean_datagram_port_delivers_every_datagram(
             yield protocol.done.addTimeout(5, reactor)
             source = client.getsockname()[:2]
         assert protocol.received == [
-            (b"one", source), (b"boom", source), (b"two", source), (b"three", source)
+            (b"one", source),
+            (b"boom", source),
+            (b"two", source),
+            (b"three", source),
         ]
     finally:
         yield port.stopListening()
