@@ -30,6 +30,7 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from twisted_net.config import ServerConfig
+from twisted_net.datagram import GreetingDatagramProtocol
 from twisted_net.hello import split_seed_read
 from twisted_net.reactor import WriteThroughServer
 from twisted_net.reactor_fastpaths import LeanDatagramPort, accepter
@@ -332,7 +333,13 @@ def seed_session(config: ServerConfig) -> tuple[SeedProtocol, StringTransport]:
     return protocol, transport
 
 
-@given(st.lists(st.binary(max_size=12), min_size=1, max_size=4))
+_READS = st.one_of(
+    st.binary(max_size=12),
+    st.sampled_from([b"exit", b"exit\n", b"Mi\nexit", b"Michael Jordan", b"Mi\r\nJo"]),
+)
+
+
+@given(st.lists(_READS, min_size=1, max_size=4))
 def test_one_message_shortcut_answers_as_the_general_path(reads: list[bytes]) -> None:
     """
     Whatever the reads, C{dataReceived} (with its shortcut for a read that
@@ -397,3 +404,83 @@ def test_connections_are_counted_whether_or_not_logged(log_connections: bool) ->
     assert [n for n in names if n in ("connection_opened", "connection_closed")] == expected
     counters = protocol.factory.counters
     assert counters.connections_total == 1 and counters.connections_open == 0
+
+
+# The UDP protocol's common-datagram shortcut -------------------------------------
+
+
+class NeverCached(dict[str, bool]):
+    """
+    A host cache that never answers, so that every datagram takes the
+    general path of L{GreetingDatagramProtocol.datagramReceived}.
+    """
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return None
+
+
+class SentDatagrams:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def sendto(self, payload: bytes, addr: Any) -> int:
+        self.sent.append((payload, addr))
+        return len(payload)
+
+
+class DatagramTransport:
+    def __init__(self) -> None:
+        self.socket = SentDatagrams()
+
+
+def datagram_protocol(config: ServerConfig, clock: Clock, general: bool) -> Any:
+    protocol = GreetingDatagramProtocol(config, clock=clock)
+    if general:
+        protocol._host_checked = NeverCached()
+    protocol.makeConnection(DatagramTransport())
+    return protocol
+
+
+_SOURCES = st.tuples(
+    st.sampled_from(["127.0.0.1", "10.0.0.7", "255.255.255.255", "224.0.0.1", "::1", "0.0.0.0"]),
+    st.sampled_from([40000, 40001, 7, 53, 0]),
+)
+_DATAGRAMS = st.one_of(
+    st.binary(max_size=12),
+    st.sampled_from(
+        [
+            b"Hello, x!",
+            b"Hello, x!\r\n",
+            b"error: no",
+            b"Hello, far too long!",
+            b"Michael Jordan",
+            b"Mi\n",
+            b"Mi\r\n",
+        ]
+    ),
+)
+
+
+@given(
+    st.lists(st.tuples(_DATAGRAMS, _SOURCES, st.floats(0, 0.05)), min_size=1, max_size=12),
+    st.sampled_from([0.0, 20.0]),
+)
+def test_common_datagram_shortcut_answers_as_the_general_path(
+    arrivals: list[tuple[bytes, tuple[str, int], float]], rate: float
+) -> None:
+    """
+    Whatever arrives from wherever, with or without rate limiting, the
+    protocol answers, refuses and counts exactly as its general path does
+    (the loop, source and rate guards included).
+    """
+    config = ServerConfig(max_message=10, udp_rate=rate, udp_burst=2)
+    fast_clock, general_clock = Clock(), Clock()
+    fast = datagram_protocol(config, fast_clock, general=False)
+    general = datagram_protocol(config, general_clock, general=True)
+    for datagram, source, pause in arrivals:
+        fast_clock.advance(pause)
+        general_clock.advance(pause)
+        fast.datagramReceived(datagram, source)
+        general.datagramReceived(datagram, source)
+    assert fast.transport.socket.sent == general.transport.socket.sent
+    assert fast.counters.snapshot() == general.counters.snapshot()

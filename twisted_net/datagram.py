@@ -22,7 +22,15 @@ from twisted.logger import Logger
 
 from .address import format_host_port
 from .config import ServerConfig
-from .hello import error_line, is_error, is_reply, reply, split_line_ending
+from .hello import (
+    ERROR_PREFIX,
+    REPLY_PREFIX,
+    error_line,
+    is_error,
+    is_reply,
+    reply,
+    split_line_ending,
+)
 from .stats import Counters, RefusalLog
 
 __all__ = [
@@ -38,6 +46,9 @@ CLASSIC_UDP_PORTS: Final = frozenset(
 """Source ports never answered: services that echo or amplify (and port 0)."""
 
 _LINE_ENDING_ROOM: Final = 2
+
+_LOOP_PREFIXES: Final = (REPLY_PREFIX, ERROR_PREFIX)
+"""How every datagram L{is_reply} or L{is_error} refuses begins."""
 
 
 def receive_buffer_size(config: ServerConfig) -> int:
@@ -175,6 +186,25 @@ class GreetingDatagramProtocol(DatagramProtocol):
         host, port = addr[0], addr[1]
         counters = self.counters
         counters.bytes_in += len(datagram)
+        config = self.config
+        if (
+            self._host_checked.get(host) is False
+            and port not in CLASSIC_UDP_PORTS
+            and not datagram.startswith(_LOOP_PREFIXES)
+            and not datagram.endswith(b"\n")
+            and len(datagram) <= config.max_message
+            and not config.log_messages
+        ):
+            # The common datagram, told apart without the general path's
+            # calls: from a host found answerable before and no classic
+            # service port, neither a reply nor an error (no loop), one
+            # message without a line ending, short enough, not logged.
+            # Only the rate is left to check, as in _refusal.
+            if self.buckets is not None and not self.buckets.allow(host):
+                self.refusals.refuse("udp-rate", format_host_port(host, port))
+            elif self._send(reply(datagram), addr):
+                counters.datagrams_answered += 1
+            return
         refusal = self._refusal(datagram, host, port)
         if refusal is not None:
             self.refusals.refuse(refusal, format_host_port(host, port))

@@ -71,7 +71,7 @@ class WriteThroughServer(tcp.Server):
     is registered as a writer) and anything but C{bytes} take Twisted's
     unchanged path.
 
-    Three more costs of Twisted's transport are cut on the same paths:
+    More costs of Twisted's transport are cut on the same paths:
     C{doRead} hands the bytes to the protocol without the intermediate
     C{_dataReceived} call; C{loseConnection} with nothing unsent closes at
     the end of the iteration instead of registering an epoll writer to
@@ -79,9 +79,9 @@ class WriteThroughServer(tcp.Server):
     C{send} and a poll round per connection); and the socket is closed
     without the C{shutdown(2)} Twisted calls first, which its own comment
     calls unnecessary because accepted sockets are close-on-exec (a peer
-    sees the same FIN; unread input still gets a RST).  Its C{logstr} and
+    sees the same FIN; unread input still gets a RST).  And C{logstr} and
     C{repr} are made when first asked for rather than formatted for every
-    connection (about a microsecond and 170 bytes each).
+    connection (together about a microsecond and 170 bytes a connection).
 
     @ivar _flush_queued: this transport is on the reactor's flush list.
     """
