@@ -193,3 +193,22 @@ def test_per_peer_limit_through_haproxy(twist_net) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
+
+
+def test_health_checks_are_not_sessions(haproxy) -> None:
+    """
+    HAProxy checks each server every 2 s, with a PROXY LOCAL header (it sends
+    one with its checks under C{send-proxy-v2}): the servers close those
+    quietly, so no connection is logged while no client connects, and each
+    server counts the checks it saw as C{health_checks}.
+    """
+    _, servers = haproxy
+    for server in servers:
+        wait_all_closed(server)
+    before = len(opened_peers(servers))
+    time.sleep(4.5)
+    assert len(opened_peers(servers)) == before
+    for server in servers:
+        server.stop()
+        stopped = server.wait_for(lambda e: e.get("event") == "stopped")
+        assert stopped["counters"]["health_checks"] >= 1

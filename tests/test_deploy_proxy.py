@@ -121,15 +121,27 @@ def test_ipv6_client() -> None:
     h.stop()
 
 
-def test_local_header_keeps_transport_address(harness: Harness) -> None:
+@pytest.mark.parametrize(
+    "header",
+    [v2_header("0.0.0.0", 0, command=0x20), b"PROXY UNKNOWN ::1 ::1 1 2\r\n"],
+    ids=["v2-local", "v1-unknown"],
+)
+def test_health_check_header_closed_quietly(
+    harness: Harness, events: list[LogEvent], header: bytes
+) -> None:
     """
-    A v2 C{LOCAL} header (what a balancer's health check sends) names no
-    client: the connection's own peer is used.
+    A v2 C{LOCAL} or v1 C{UNKNOWN} header (what HAProxy's health checks send
+    with C{send-proxy-v2}) relays no client: the server closes without a
+    greeting, opens no session, logs nothing and counts a health check.
     """
     protocol, transport = harness.connect()
-    protocol.dataReceived(v2_header("0.0.0.0", 0, command=0x20))
-    assert transport.value() == b"Welcome!\r\n"
-    assert next(iter(harness.inner.sessions)).peer == "10.9.9.9:40000"
+    protocol.dataReceived(header)
+    assert transport.value() == b""
+    assert transport.disconnecting
+    assert not harness.inner.sessions
+    assert harness.inner.counters.health_checks == 1
+    assert harness.inner.counters.connections_total == 0
+    assert not [e for e in events if e.get("event") in ("connection_opened", "refused")]
 
 
 def test_per_peer_limit_counts_real_clients() -> None:

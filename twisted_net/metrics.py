@@ -75,6 +75,7 @@ _COUNTERS = {
     "bytes_in": "Bytes received (TCP and UDP payload).",
     "bytes_out": "Bytes sent (TCP and UDP payload).",
     "udp_send_errors": "UDP replies the kernel refused to send.",
+    "health_checks": "Load balancer health checks (PROXY LOCAL/UNKNOWN headers) closed quietly.",
 }
 _NAMES = {
     "connections_total": "connections",

@@ -95,9 +95,24 @@ class ProxyHeaderProtocol(GatedProtocol):
             return
         if self.info is None:
             return
+        if self.info.source is None:
+            self._close_health_check()
+            return
         self.open_gate()
         if remaining and self.opened:
             self.wrappedProtocol.dataReceived(remaining)
+
+    def _close_health_check(self) -> None:
+        """
+        A C{LOCAL} (v2) or C{UNKNOWN} (v1) header relays no client: it is
+        the balancer's own health check.  It has reached a live server, so
+        close quietly: no greeting, no session, no log line; it is counted
+        in C{Counters.health_checks}.
+        """
+        self.factory.health_check()
+        self.disconnecting = 1
+        self._cancel_deadline()
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     def _feed(self, data: bytes) -> bytes:
         parser = self._parser
@@ -135,6 +150,14 @@ class ProxyHeaderFactory(GatedFactory):
     """
 
     protocol = ProxyHeaderProtocol
+
+    def health_check(self) -> None:
+        """
+        Count one health check of the balancer in front.
+        """
+        counters = getattr(self.wrappedFactory, "counters", None)
+        if counters is not None:
+            counters.health_checks += 1
 
     def logPrefix(self) -> str:
         return f"{super().logPrefix()} (PROXY)"

@@ -37,6 +37,7 @@ class Counters:
         self.bytes_in = 0
         self.bytes_out = 0
         self.udp_send_errors = 0
+        self.health_checks = 0
         self.refusals: Counter[str] = Counter()
         self.latency_buckets = [0] * (len(LATENCY_BOUNDS) + 1)
         self.latency_sum = 0.0
