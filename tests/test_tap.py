@@ -129,6 +129,11 @@ def test_no_udp() -> None:
         (["--delay", "-1"], "--delay must be at least 0, not '-1'"),
         (["--delay", "soon"], "--delay must be a number, not 'soon'"),
         (["--delay", "nan"], "--delay must be at least 0, not 'nan'"),
+        (["--delay", "inf"], "--delay must be a finite number, not 'inf'"),
+        (["--delay", "1e300"], "--delay must be at most 3600, not '1e300'"),
+        (["--idle-timeout", "inf"], "--idle-timeout must be a finite number, not 'inf'"),
+        (["--udp", "localhost:9999"], "'localhost' is not an IP address"),
+        (["--udp", "999.1.1.1:9"], "'999.1.1.1' is not an IP address"),
         (["--max-message", "0"], "--max-message must be at least 1, not '0'"),
         (["--max-connections", "1.5"], "--max-connections must be a number, not '1.5'"),
         (["--udp-burst", "0"], "--udp-burst must be at least 1, not '0'"),
@@ -253,3 +258,24 @@ def test_readme_documents_every_option() -> None:
         assert len(matching) == 1, f"--{name} is not in the README's options table"
         if default is not None:
             assert f"`{default}`" in matching[0], f"--{name}: default {default} not in README"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("delay", -1.0),
+        ("delay", float("inf")),
+        ("delay", "1"),
+        ("max_message", 0),
+        ("max_message", 1.5),
+        ("max_per_peer", -1),
+        ("udp_rate", float("nan")),
+    ],
+)
+def test_server_config_refuses_bad_values(field: str, value: object) -> None:
+    """
+    A program that embeds the server gets a clear error for a nonsensical
+    limit, as the command line does.
+    """
+    with pytest.raises(ValueError, match=f"ServerConfig.{field} must be"):
+        ServerConfig(**{field: value})  # type: ignore[arg-type]

@@ -25,9 +25,9 @@ from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import IDelayedCall
-from twisted.logger import Logger
 
 from .address import format_host_port
+from .logs import NamedLogger
 from .reactor_fastpaths import accepter
 from .stats import RefusalLog
 
@@ -79,7 +79,7 @@ class GuardedPort(tcp.Port):
         failure.
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.accepting")
 
     def __init__(
         self,

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from OpenSSL import SSL
+from OpenSSL.crypto import Error as OpenSSLCryptoError
 from twisted.internet import error as net_error
 from twisted.internet import fdesc
 from twisted.internet.defer import CancelledError, ensureDeferred
@@ -24,8 +26,10 @@ from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import react
 from twisted.python.failure import Failure
+from twisted.python.filepath import UnlistableError
 from twisted.web.client import ResponseFailed
 
+from .address import format_host_port
 from .client import (
     ConversationError,
     client_protocol,
@@ -33,6 +37,7 @@ from .client import (
     greet,
     greet_udp,
 )
+from .clienterrors import TLS_FAILURES, describe_tls_error
 from .console import StandardInputLines, StandardOutput
 from .fetch import FetchError, FetchResult, fetch, fetch_raw, parse_url, trust_root_from_pem
 from .hello import split_line_ending
@@ -268,13 +273,12 @@ def describe_error(error: BaseException | Failure) -> str:
         return f"cannot resolve the host name{': ' + detail if detail else ''}"
     if isinstance(value, (TimeoutError, net_error.TimeoutError, CancelledError)):
         return "timed out"
-    if isinstance(value, SSL.Error):
-        return f"TLS error: {_ssl_reason(value)}"
+    if isinstance(value, TLS_FAILURES):
+        return f"TLS error: {describe_tls_error(value)}"
     if isinstance(value, net_error.ConnectionDone):
         return "the server closed the connection"
     if isinstance(value, net_error.ConnectError):
-        text = value.osError or str(value.args[0] if value.args else "") or value.__doc__ or ""
-        return f"cannot connect: {str(text).strip().rstrip('.')}"
+        return f"cannot connect: {_connect_reason(value)}"
     if isinstance(value, (ConversationError, FetchError, CLIError, ValueError, OSError)):
         if isinstance(value, OSError) and value.strerror:
             where = f": {value.filename}" if value.filename else ""
@@ -283,22 +287,77 @@ def describe_error(error: BaseException | Failure) -> str:
     return f"unexpected {type(value).__name__}: {value}"
 
 
-def _ssl_reason(error: SSL.Error) -> str:
-    parts: list[str] = []
-    for entry in error.args[0] if error.args and isinstance(error.args[0], list) else []:
-        if isinstance(entry, tuple) and entry:
-            parts.append(str(entry[-1]))
-    return ", ".join(part for part in parts if part) or str(error)
+def _connect_reason(error: net_error.ConnectError) -> str:
+    """
+    Why a connection failed: Twisted keeps the C{errno} in C{osError} and
+    the system's text, when there is one, in the first argument.
+    """
+    text = str(error.args[0]) if error.args and error.args[0] else ""
+    if not text and isinstance(error.osError, int):
+        text = os.strerror(error.osError)
+    elif not text and error.osError:
+        text = str(error.osError)
+    return (text or error.__doc__ or "").strip().rstrip(".")
 
 
 # Output ----------------------------------------------------------------------
+
+
+_ENDPOINT_FORMS = {
+    "tcp": "tcp:HOST:PORT",
+    "tls": "tls:HOST:PORT[:trustRoots=DIR]",
+    "ssl": "ssl:HOST:PORT",
+    "unix": "unix:PATH",
+}
+_MISSING = re.compile(r"missing \d+ required positional arguments?: (.*)")
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+_NOT_A_NUMBER = re.compile(r"invalid literal for int\(\) with base 10: ('.*')")
+
+
+def _endpoint_problem(description: str, error: Exception) -> str:
+    """
+    What is wrong with an endpoint string, from whatever Twisted's parsers
+    raised (C{TypeError}s of the endpoint's constructor, C{ValueError}s,
+    errors reading C{trustRoots} or certificate files).
+    """
+    kind = description.split(":", 1)[0]
+    form = _ENDPOINT_FORMS.get(kind)
+    expected = f"; expected {form}" if form else ""
+    text = str(error)
+    if isinstance(error, TypeError):
+        missing = _MISSING.search(text)
+        if missing:
+            names = re.findall(r"'(\w+)'", missing.group(1))
+            return f"missing {' and '.join(names) or 'arguments'}{expected}"
+        unexpected = _UNEXPECTED.search(text)
+        if unexpected:
+            return f"unknown option {unexpected.group(1)!r}{expected}"
+        if len(error.args) == 2 and isinstance(error.args[1], list):  # tls: keywords
+            return f"unknown option(s) {', '.join(map(str, error.args[1]))}{expected}"
+    if isinstance(error, ValueError):
+        number = _NOT_A_NUMBER.search(text)
+        if number:
+            return f"{number.group(1)} is not a number{expected}"
+        if text.startswith("Unknown endpoint type"):
+            return f"{text}; expected one of {', '.join(form for form in _ENDPOINT_FORMS.values())}"
+    if isinstance(error, UnlistableError):
+        cause = error.originalException
+        where = getattr(cause, "filename", None)
+        reason = getattr(cause, "strerror", None) or str(cause)
+        return f"cannot read the trustRoots directory{f' {where}' if where else ''}: {reason}"
+    if isinstance(error, (SSL.Error, OpenSSLCryptoError)):
+        return f"bad certificate: {describe_tls_error(error)}"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}{f': {error.filename}' if error.filename else ''}"
+    return (text or type(error).__name__) + expected
 
 
 def _endpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
     try:
         endpoint: IStreamClientEndpoint = clientFromString(reactor, description)
     except Exception as error:  # the parsers raise all kinds of things
-        raise CLIError(f"bad endpoint {description!r}: {error}", EXIT_USAGE) from None
+        problem = _endpoint_problem(description, error)
+        raise CLIError(f"bad endpoint {description!r}: {problem}", EXIT_USAGE) from None
     return endpoint
 
 
@@ -311,6 +370,10 @@ def _warn(text: str) -> None:
 
 
 async def _run_tcp(reactor: Any, args: argparse.Namespace, stdout: StandardOutput) -> int:
+    if args.interactive and args.names:
+        raise CLIError(
+            "-i/--interactive sends the lines of standard input: give no NAMEs with it", EXIT_USAGE
+        )
     endpoint = _endpoint(reactor, args.connect)
     where = f"{args.connect}"
     names = args.names or [_name(name) for name in DEFAULT_NAMES]
@@ -368,13 +431,14 @@ async def _run_udp(reactor: Any, args: argparse.Namespace, stdout: StandardOutpu
         host, port = parse_udp_address(args.connect, default_host="127.0.0.1")
     except ValueError as error:
         raise CLIError(str(error), EXIT_USAGE) from None
+    where = format_host_port(host, port)
     names = args.names or [_name(name) for name in DEFAULT_NAMES]
     try:
         await greet_udp(
             reactor, host, port, names, args.timeout, args.retries, on_message=stdout.line
         )
     except Exception as error:
-        raise CLIError(describe_error(error)) from None
+        raise CLIError(f"{where}: {describe_error(error)}") from None
     return 0
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import connectProtocol
@@ -33,11 +33,15 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from .clienterrors import (
+    TLS_FAILURES,
     ConversationError,
     MessageCallback,
     ReplyTimeoutError,
     ServerClosedError,
     ServerRefusedError,
+    TLSError,
+    checked_names,
+    describe_tls_error,
     show_bytes,
 )
 from .fetch import FetchError, FetchResult, fetch, fetch_raw
@@ -59,12 +63,14 @@ __all__ = [
     "ConversationError",
     "FetchError",
     "FetchResult",
+    "Framing",
     "GreetingClientProtocol",
     "LineClientProtocol",
     "ReplyTimeoutError",
     "SeedClientProtocol",
     "ServerClosedError",
     "ServerRefusedError",
+    "TLSError",
     "UDPGreetingClient",
     "client_protocol",
     "connect_greeting",
@@ -74,6 +80,9 @@ __all__ = [
     "greet_udp",
     "show_bytes",
 ]
+
+Framing = Literal["seed", "line"]
+"""The name of a TCP framing, as on the command line."""
 
 
 def _check_no_exit(message: bytes) -> None:
@@ -138,9 +147,12 @@ class GreetingClientProtocol(Protocol):
         Queue one message; it is sent as soon as the framing allows.
 
         @raise ValueError: see L{check_message}.
+        @raise TypeError: for a message that is not C{bytes}.
         """
         if self._finishing:
             raise RuntimeError("finish() was called: no more messages")
+        if not isinstance(message, bytes):
+            raise TypeError(f"messages must be bytes, not {type(message).__name__}")
         self.check_message(message)
         self._unsent.append(message)
         self._advance()
@@ -176,6 +188,13 @@ class GreetingClientProtocol(Protocol):
         other framing.
         """
         return ""
+
+    def _waiting_for_greeting(self) -> str:
+        """
+        What the client waits for before the greeting is complete, for the
+        timeout message.
+        """
+        return "the greeting"
 
     def _end_of_input(self) -> None:
         """
@@ -235,7 +254,7 @@ class GreetingClientProtocol(Protocol):
     def _timed_out(self) -> None:
         self._timer = None
         if not self._greeted:
-            what = "the greeting"
+            what = self._waiting_for_greeting()
         elif self._exit_sent:
             what = "the server to close after 'exit'"
         else:
@@ -275,6 +294,8 @@ class GreetingClientProtocol(Protocol):
             self.done.errback(self._closed_early(reason))
 
     def _closed_early(self, reason: Failure) -> ConversationError:
+        if reason.check(*TLS_FAILURES):
+            return TLSError(f"TLS error: {describe_tls_error(reason.value)}", self.messages, reason)
         cause = "" if reason.check(ConnectionDone) else reason.getErrorMessage()
         if not self._greeted:
             what = "before its greeting"
@@ -387,9 +408,17 @@ class LineClientProtocol(GreetingClientProtocol):
         self._outstanding.extend(messages)
         self.transport.write(b"".join(message + LINE_END for message in messages))  # type: ignore[union-attr]
 
+    def _seed_greeting_seen(self) -> bool:
+        return not self._greeted and self._buffer.startswith(GREETING)
+
+    def _waiting_for_greeting(self) -> str:
+        if self._seed_greeting_seen():
+            return "the greeting's line ending"
+        return "the greeting"
+
     def _framing_hint(self) -> str:
-        if not self._greeted and self._buffer.startswith(GREETING):
-            return " (the greeting had no line ending: is the server's framing 'seed'?)"
+        if self._seed_greeting_seen():
+            return " (is the server's framing 'seed'?)"
         return ""
 
     def dataReceived(self, data: bytes) -> None:
@@ -403,7 +432,7 @@ class LineClientProtocol(GreetingClientProtocol):
             self._overflow()
 
 
-FRAMINGS: dict[str, type[GreetingClientProtocol]] = {
+FRAMINGS: dict[Framing, type[GreetingClientProtocol]] = {
     "seed": SeedClientProtocol,
     "line": LineClientProtocol,
 }
@@ -411,7 +440,7 @@ FRAMINGS: dict[str, type[GreetingClientProtocol]] = {
 
 
 def client_protocol(
-    framing: str,
+    framing: Framing,
     clock: IReactorTime,
     timeout: float = 10.0,
     on_message: MessageCallback | None = None,
@@ -450,7 +479,7 @@ def greet(
     reactor: IReactorTime,
     endpoint: IStreamClientEndpoint,
     names: Sequence[bytes],
-    framing: str = "seed",
+    framing: Framing = "seed",
     *,
     timeout: float = 10.0,
     on_message: MessageCallback | None = None,
@@ -470,9 +499,13 @@ def greet(
         L{ConversationError} or the connection's error.
     @raise ValueError: for an unknown framing or a name the framing cannot
         send (empty in C{seed}, a line ending in C{line}, C{exit}).
+    @raise TypeError: when C{names} are not C{bytes} (C{"names must be bytes,
+        not str"}): like the L{ValueError}s, raised at once, before any
+        connection, as these are mistakes of the calling program, not
+        failures of the conversation.
     """
+    names = checked_names(names)
     protocol = client_protocol(framing, reactor, timeout, on_message)
-    names = list(names)
     for name in names:
         protocol.check_message(name)
 

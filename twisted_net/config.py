@@ -8,6 +8,7 @@ default that is safe on a public port; C{0} switches a limit off.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["ServerConfig"]
@@ -53,3 +54,37 @@ class ServerConfig:
     log_messages: bool = False
     log_connections: bool = True
     shutdown_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in _SECONDS_OR_RATES:
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"ServerConfig.{name} must be a finite number >= 0, not {value!r}")
+        for name, minimum in _COUNTS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(
+                    f"ServerConfig.{name} must be an integer >= {minimum}, not {value!r}"
+                )
+
+
+_SECONDS_OR_RATES = (
+    "delay",
+    "idle_timeout",
+    "message_timeout",
+    "write_timeout",
+    "udp_rate",
+    "shutdown_timeout",
+)
+_COUNTS = {
+    "max_message": 1,
+    "udp_burst": 1,
+    "max_connections": 0,
+    "max_per_peer": 0,
+    "queue_limit": 0,
+}

@@ -18,7 +18,6 @@ from typing import Any, Final
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 
 from .address import format_host_port
 from .config import ServerConfig
@@ -31,6 +30,7 @@ from .hello import (
     reply,
     split_line_ending,
 )
+from .logs import NamedLogger
 from .stats import Counters, RefusalLog
 
 __all__ = [
@@ -130,7 +130,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
     oversize datagrams are recognised.
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.datagram")
     noisy = False
 
     def __init__(

@@ -33,12 +33,12 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 from .address import format_address
+from .logs import NamedLogger
 
 __all__ = [
     "DEFAULT_GATE_TIMEOUT",
@@ -166,7 +166,7 @@ class GatedFactory(WrappingFactory[GatedProtocol]):
 
     protocol: Callable[..., GatedProtocol] = GatedProtocol
     noisy = False
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.gate")
 
     def __init__(
         self,

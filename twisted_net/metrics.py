@@ -24,13 +24,13 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from .address import format_address
+from .logs import NamedLogger
 from .stats import LATENCY_BOUNDS, Counters
 
 __all__ = [
@@ -206,7 +206,7 @@ class MetricsService(Service):
     happens at once in L{startService}, so a port in use is reported there.
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.metrics")
 
     def __init__(self, description: str, counters: Counters, reactor: Any) -> None:
         self.description = description

@@ -80,6 +80,7 @@ class ProxyHeaderProtocol(GatedProtocol):
     """
 
     timeout_reason = "proxy-timeout"
+    factory: ProxyHeaderFactory
 
     def __init__(self, factory: ProxyHeaderFactory, wrappedProtocol: IProtocol) -> None:
         super().__init__(factory, wrappedProtocol)

@@ -11,13 +11,13 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
-from twisted.logger import Logger
 
 from .accepting import GuardedListeningReactor
 from .address import format_address
 from .config import ServerConfig
 from .datagram import GreetingDatagramProtocol, receive_buffer_size
 from .hello import error_line
+from .logs import NamedLogger
 from .proxy import server_endpoint
 from .stream import GreetingFactory
 
@@ -47,7 +47,7 @@ class StreamListener(Service):
         from its supervisor).
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.service")
     inherited_socket: socket.socket | None = None
 
     def __init__(self, description: str, factory: GreetingFactory, reactor: Any) -> None:
@@ -96,7 +96,7 @@ class DatagramListener(Service):
         binding one (see L{StreamListener.inherited_socket}).
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.service")
     inherited_socket: socket.socket | None = None
 
     def __init__(
@@ -153,7 +153,7 @@ class NetService(MultiService):
     @ivar datagram_protocol: the UDP protocol, shared by every UDP listener.
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.service")
 
     def __init__(
         self, factory: GreetingFactory, datagram_protocol: GreetingDatagramProtocol

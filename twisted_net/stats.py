@@ -13,7 +13,8 @@ from collections import Counter
 from typing import Any, Final
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+
+from .logs import NamedLogger
 
 __all__ = ["LATENCY_BOUNDS", "Counters", "RefusalLog"]
 
@@ -71,7 +72,7 @@ class RefusalLog:
     the next line for that reason (C{suppressed} field).
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.stats")
 
     def __init__(
         self, counters: Counters, clock: IReactorTime, interval: float = 10.0

@@ -24,13 +24,13 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .address import format_address, peer_host
 from .config import ServerConfig
 from .hello import GREETING, LINE_END, error_line, is_exit, reply, split_seed_read
+from .logs import NamedLogger
 from .stats import Counters, RefusalLog
 
 __all__ = [
@@ -64,7 +64,7 @@ class GreetingProtocol(Protocol):
     greeting: ClassVar[bytes] = GREETING
     factory: GreetingFactory
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.stream")
 
     # Per-connection state starts as these class attributes, so that an
     # instance only stores what it changes (10,000 idle connections should
@@ -469,7 +469,7 @@ class Watchdog:
     deadlines, so that no connection needs a timer of its own.
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.stream")
 
     def __init__(self, factory: GreetingFactory, interval: float = 1.0) -> None:
         self.factory = factory
@@ -509,7 +509,7 @@ class GreetingFactory(Factory):
         read on the per-message path.
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.stream")
     noisy = False
 
     def __init__(

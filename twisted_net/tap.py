@@ -7,9 +7,10 @@ L{twisted_net.datagram} and L{twisted_net.service}.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from twisted.application.runner._exit import ExitStatus, exit
 from twisted.application.service import IService
@@ -28,12 +29,14 @@ __all__ = ["DEFAULT_LISTEN", "DEFAULT_UDP", "Options", "makeService"]
 
 DEFAULT_LISTEN = "tcp:9999:interface=127.0.0.1"
 DEFAULT_UDP = "127.0.0.1:9999"
+MAX_DELAY = 3600.0
+"""The longest --delay accepted: beyond it no client would wait for a reply."""
 
 _DEFAULTS = ServerConfig()
 
 
 def _number(
-    kind: Callable[[str], Any], name: str, minimum: float = 0
+    kind: Callable[[str], Any], name: str, minimum: float = 0, maximum: float = math.inf
 ) -> Callable[[str], Any]:
     def coerce(text: str) -> Any:
         try:
@@ -42,6 +45,10 @@ def _number(
             raise ValueError(f"{name} must be a number, not {text!r}") from None
         if value < minimum or value != value:
             raise ValueError(f"{name} must be at least {minimum}, not {text!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {text!r}")
+        if value > maximum:
+            raise ValueError(f"{name} must be at most {maximum:g}, not {text!r}")
         return value
 
     coerce.coerceDoc = ""  # type: ignore[attr-defined]
@@ -86,47 +93,120 @@ class Options(usage.Options):
         f"By default it listens on {DEFAULT_LISTEN} and UDP {DEFAULT_UDP}."
     )
 
-    optFlags = [
+    optFlags: ClassVar[list[list[str | None]]] = [
         ["no-tcp", None, "Do not listen on TCP (a UDP-only service)."],
         ["no-udp", None, "Do not listen on UDP (a TCP-only service)."],
         ["log-messages", None, "Log every message received (costs throughput)."],
     ]
 
-    optParameters = [
-        ["framing", None, "seed", "TCP framing: 'seed' (the tutorial's, byte for byte) "
-         "or 'line' (CRLF lines, for programs that pipeline).", _framing],
-        ["delay", None, _DEFAULTS.delay, "Seconds to wait before each reply "
-         "(the tutorial sleeps 1).", _number(float, "--delay")],
-        ["max-message", None, _DEFAULTS.max_message, "Longest message answered, "
-         "in bytes; longer ones get an error.", _number(int, "--max-message", 1)],
-        ["idle-timeout", None, _DEFAULTS.idle_timeout, "Close TCP connections "
-         "silent this many seconds (0: never).", _number(float, "--idle-timeout")],
-        ["message-timeout", None, _DEFAULTS.message_timeout, "Close a 'line' "
-         "connection whose partial message is not completed in this many seconds "
-         "(0: never).", _number(float, "--message-timeout")],
-        ["write-timeout", None, _DEFAULTS.write_timeout, "Abort a TCP connection "
-         "whose peer does not read its replies for this many seconds (0: never).",
-         _number(float, "--write-timeout")],
-        ["max-connections", None, _DEFAULTS.max_connections, "TCP connections "
-         "open at once (0: no limit).", _number(int, "--max-connections")],
-        ["max-per-peer", None, _DEFAULTS.max_per_peer, "TCP connections open at "
-         "once from one host (0: no limit).", _number(int, "--max-per-peer")],
-        ["udp-rate", None, _DEFAULTS.udp_rate, "Datagrams per second answered "
-         "for one source host (0: no limit).", _number(float, "--udp-rate")],
-        ["udp-burst", None, _DEFAULTS.udp_burst, "Datagrams one source host may "
-         "send at once above the rate.", _number(int, "--udp-burst", 1)],
-        ["shutdown-timeout", None, _DEFAULTS.shutdown_timeout, "On stop, seconds "
-         "to wait for owed replies before aborting.", _number(float, "--shutdown-timeout")],
-        ["queue-limit", None, _DEFAULTS.queue_limit, "Bytes of delayed replies (--delay) "
-         "one TCP connection may have waiting before the server stops reading from it.",
-         _number(int, "--queue-limit", 1)],
-        ["metrics", None, None, "Serve Prometheus metrics over HTTP at /metrics on this "
-         "Twisted endpoint, e.g. tcp:9100:interface=127.0.0.1 (default: off)."],
-        ["workers", None, 1, "Serve with this many processes sharing the listening "
-         "sockets (Linux SO_REUSEPORT; tcp:, tcp6:, ssl: and haproxy: endpoints, and "
-         "UDP): a supervisor binds them, restarts a worker that dies, and stops all on "
-         "SIGTERM.  --max-connections, --max-per-peer and --udp-rate then apply per "
-         "worker.", _number(int, "--workers", 1)],
+    optParameters: ClassVar[list[list[Any]]] = [
+        [
+            "framing",
+            None,
+            "seed",
+            "TCP framing: 'seed' (the tutorial's, byte for byte) "
+            "or 'line' (CRLF lines, for programs that pipeline).",
+            _framing,
+        ],
+        [
+            "delay",
+            None,
+            _DEFAULTS.delay,
+            "Seconds to wait before each reply (the tutorial sleeps 1).",
+            _number(float, "--delay", 0, MAX_DELAY),
+        ],
+        [
+            "max-message",
+            None,
+            _DEFAULTS.max_message,
+            "Longest message answered, in bytes; longer ones get an error.",
+            _number(int, "--max-message", 1),
+        ],
+        [
+            "idle-timeout",
+            None,
+            _DEFAULTS.idle_timeout,
+            "Close TCP connections silent this many seconds (0: never).",
+            _number(float, "--idle-timeout"),
+        ],
+        [
+            "message-timeout",
+            None,
+            _DEFAULTS.message_timeout,
+            "Close a 'line' "
+            "connection whose partial message is not completed in this many seconds "
+            "(0: never).",
+            _number(float, "--message-timeout"),
+        ],
+        [
+            "write-timeout",
+            None,
+            _DEFAULTS.write_timeout,
+            "Abort a TCP connection "
+            "whose peer does not read its replies for this many seconds (0: never).",
+            _number(float, "--write-timeout"),
+        ],
+        [
+            "max-connections",
+            None,
+            _DEFAULTS.max_connections,
+            "TCP connections open at once (0: no limit).",
+            _number(int, "--max-connections"),
+        ],
+        [
+            "max-per-peer",
+            None,
+            _DEFAULTS.max_per_peer,
+            "TCP connections open at once from one host (0: no limit).",
+            _number(int, "--max-per-peer"),
+        ],
+        [
+            "udp-rate",
+            None,
+            _DEFAULTS.udp_rate,
+            "Datagrams per second answered for one source host (0: no limit).",
+            _number(float, "--udp-rate"),
+        ],
+        [
+            "udp-burst",
+            None,
+            _DEFAULTS.udp_burst,
+            "Datagrams one source host may send at once above the rate.",
+            _number(int, "--udp-burst", 1),
+        ],
+        [
+            "shutdown-timeout",
+            None,
+            _DEFAULTS.shutdown_timeout,
+            "On stop, seconds to wait for owed replies before aborting.",
+            _number(float, "--shutdown-timeout"),
+        ],
+        [
+            "queue-limit",
+            None,
+            _DEFAULTS.queue_limit,
+            "Bytes of delayed replies (--delay) "
+            "one TCP connection may have waiting before the server stops reading from it.",
+            _number(int, "--queue-limit", 1),
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics over HTTP at /metrics on this "
+            "Twisted endpoint, e.g. tcp:9100:interface=127.0.0.1 (default: off).",
+        ],
+        [
+            "workers",
+            None,
+            1,
+            "Serve with this many processes sharing the listening "
+            "sockets (Linux SO_REUSEPORT; tcp:, tcp6:, ssl: and haproxy: endpoints, and "
+            "UDP): a supervisor binds them, restarts a worker that dies, and stops all on "
+            "SIGTERM.  --max-connections, --max-per-peer and --udp-rate then apply per "
+            "worker.",
+            _number(int, "--workers", 1),
+        ],
     ]
 
     compData = usage.Completions(optActions={"framing": usage.CompleteList(list(FRAMINGS))})
@@ -171,7 +251,7 @@ class Options(usage.Options):
         interfaces), 127.0.0.1:9999, [::1]:9999.  Default: 127.0.0.1:9999.
         """
         try:
-            self["udp"].append(parse_udp_address(address))
+            self["udp"].append(parse_udp_address(address, numeric=True))
         except ValueError as error:
             raise usage.UsageError(str(error)) from None
 
@@ -193,9 +273,7 @@ class Options(usage.Options):
             try:
                 serverFromString(reactor, description)
             except Exception as error:
-                raise usage.UsageError(
-                    f"bad --listen endpoint {description!r}: {error}"
-                ) from None
+                raise usage.UsageError(f"bad --listen endpoint {description!r}: {error}") from None
         if self["workers"] > 1:
             _check_shareable(self)
         if self["metrics"] is not None:
@@ -252,10 +330,15 @@ class _ExitOnListenFailure(NetService):
             exit(ExitStatus.EX_UNAVAILABLE, f"twist net: error: cannot listen: {error}")
 
 
-def build_service(config: ServerConfig, framing: str, listen: list[str],
-                  udp: list[tuple[str, int]], reactor: Any = None,
-                  service_class: type[NetService] = NetService,
-                  metrics: str | None = None) -> NetService:
+def build_service(
+    config: ServerConfig,
+    framing: str,
+    listen: list[str],
+    udp: list[tuple[str, int]],
+    reactor: Any = None,
+    service_class: type[NetService] = NetService,
+    metrics: str | None = None,
+) -> NetService:
     """
     Wire one factory and one datagram protocol to every listener.
 
@@ -309,7 +392,10 @@ def makeService(config: Options) -> IService:
         from .workers import build_supervisor
 
         return build_supervisor(
-            config["config"], config["framing"], config["listen"], config["udp"],
+            config["config"],
+            config["framing"],
+            config["listen"],
+            config["udp"],
             config["workers"],
         )
     return build_service(

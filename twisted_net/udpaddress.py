@@ -10,11 +10,15 @@ import ipaddress
 __all__ = ["parse_udp_address"]
 
 
-def parse_udp_address(text: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
+def parse_udp_address(
+    text: str, default_host: str = "0.0.0.0", *, numeric: bool = False
+) -> tuple[str, int]:
     """
     Parse C{PORT}, C{HOST:PORT} or C{[IPV6]:PORT}.
 
     @param default_host: the host when only a port is given.
+    @param numeric: require an IP address as the host (a server binds to an
+        address; only a client resolves names).
     @raise ValueError: with a message fit for the user.
     """
     host, port_text = default_host, text
@@ -36,6 +40,14 @@ def parse_udp_address(text: str, default_host: str = "0.0.0.0") -> tuple[str, in
         raise ValueError(f"bad UDP address {text!r}: port {port_text!r} is not a number") from None
     if not 0 <= port <= 65535:
         raise ValueError(f"bad UDP address {text!r}: port must be 0 to 65535")
+    if numeric:
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            raise ValueError(
+                f"bad UDP address {text!r}: {host!r} is not an IP address "
+                "(use e.g. 127.0.0.1:9999 or [::1]:9999)"
+            ) from None
     return host, port
 
 

@@ -13,12 +13,12 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 
-from .address import format_host_port
 from .clienterrors import (
     ConversationError,
     MessageCallback,
     ReplyTimeoutError,
     ServerRefusedError,
+    checked_names,
     show_bytes,
 )
 from .hello import is_error, reply, split_line_ending
@@ -105,9 +105,8 @@ class UDPGreetingClient(DatagramProtocol):
             return
         self._finish(
             ReplyTimeoutError(
-                f"no reply from UDP {format_host_port(self.host, self.port)} to "
-                f"{show_bytes(self.names[self._index])!r} after {self._attempts} "
-                f"attempt(s), {self.timeout:g} s each (is the server running?)",
+                f"no reply to {show_bytes(self.names[self._index])!r} after "
+                f"{self._attempts} attempt(s), {self.timeout:g} s each (is the server running?)",
                 self.messages,
             )
         )
@@ -179,10 +178,14 @@ def greet_udp(
     @param host: an IPv4 or IPv6 address, or a name (resolved to IPv4).
     @param timeout: seconds to wait for each reply before asking again.
     @param retries: how many times to ask again before giving up.
+    @param on_message: called with each reply as soon as it arrives.
     @return: fires with the replies; fails with L{ReplyTimeoutError} (no reply
         after every retry), L{ServerRefusedError} (the server answered with an
         error) or a DNS error.
+    @raise TypeError: when C{names} are not C{bytes}, at once, as
+        L{twisted_net.client.greet} does.
     """
+    names = checked_names(names)
 
     def start(address: str) -> Deferred[list[bytes]]:
         client = UDPGreetingClient(address, port, names, timeout, retries, reactor, on_message)  # type: ignore[arg-type]

@@ -21,15 +21,16 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from twisted.application.runner._exit import ExitStatus, exit
-from twisted.logger import ILogObserver, Logger, globalLogBeginner, jsonFileLogObserver
+from twisted.logger import ILogObserver, globalLogBeginner, jsonFileLogObserver
 
 from .config import ServerConfig
+from .logs import NamedLogger
 from .service import DatagramListener, StreamListener
 from .workers import LOG_FD, WorkerSpec
 
 __all__ = ["main"]
 
-log = Logger(namespace="twisted_net")
+log = NamedLogger("twisted_net.worker_main")
 
 _PR_SET_PDEATHSIG = 1
 

@@ -41,11 +41,12 @@ from twisted.internet.error import CannotListenError, ProcessDone
 from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.internet.tcp import _resolveIPv6
-from twisted.logger import Logger, eventFromJSON, globalLogPublisher
+from twisted.logger import eventFromJSON, globalLogPublisher
 from twisted.python.failure import Failure
 
 from .address import format_host_port
 from .config import ServerConfig
+from .logs import NamedLogger
 from .proxy import server_endpoint
 
 __all__ = [
@@ -194,7 +195,7 @@ class SharedSockets(Service):
         sockets (one per worker).
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.workers")
 
     def __init__(self, listen: list[str], udp: list[tuple[str, int]], framing: str,
                  count: int) -> None:
@@ -339,7 +340,7 @@ class WorkerPool(Service):
     C{stop_timeout}.
     """
 
-    log = Logger(namespace="twisted_net")
+    log = NamedLogger("twisted_net.workers")
 
     def __init__(self, count: int, template: WorkerSpec, sockets: SharedSockets,
                  reactor: IReactorProcess, stop_timeout: float) -> None:
