@@ -314,6 +314,12 @@ def _logs_info(options: usage.Options) -> bool:
     return levels.index(level) <= levels.index(LogLevel.info)
 
 
+# usage.Options prints opt_* docstrings as they are; on Python < 3.13 their
+# indentation would show up as runs of spaces in --help.
+for _option in (Options.opt_listen, Options.opt_udp):
+    _option.__doc__ = " ".join((_option.__doc__ or "").split())
+
+
 class _ExitOnListenFailure(NetService):
     """
     The service C{twist net} runs: a port that cannot be bound ends the
