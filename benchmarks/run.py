@@ -502,7 +502,21 @@ def machine() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Benchmark 'twist net' against peer servers of the same protocol.\n\n"
+        "Builds the C load driver and C server into benchmarks/build, runs every server\n"
+        "fresh for each scenario (pinned to one CPU) under the driver (pinned to the\n"
+        "other), and prints the median messages/s, latency, memory and CPU of each, with\n"
+        "its ratio to the baseline; every run goes to benchmarks/results/*.json, the\n"
+        "ratios to benchmarks/chart.png.",
+        epilog="examples:\n"
+        "  python benchmarks/run.py                       # everything, 3 rounds of 3 s\n"
+        "  python benchmarks/run.py --servers twisted,uvloop --scenarios lockstep-50\n"
+        "  python benchmarks/run.py --ours 'twist --reactor asyncio net {net_args}'\n"
+        "  python benchmarks/run.py --compare benchmarks/results/latest.json\n"
+        "\n"
+        "Server commands are templates: {host}, {port}, {python} (this interpreter), {bin} "
+        "(its\nscripts directory), {peers}, {build} and, for twist net, {net_args} (listen "
+        "addresses\nand limits switched off).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--servers", default=",".join(SERVERS),
@@ -521,11 +535,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of load per run (default: %(default)s)")
     parser.add_argument("--baseline", default="uvloop",
                         help="server the ratios are relative to (default: %(default)s)")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to use")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="loopback address to use (default: %(default)s)")
     parser.add_argument("--message", default="bench", help="the name sent (default: bench)")
     parser.add_argument("--server-cpu", default="0", help="CPU for servers (default: 0)")
     parser.add_argument("--driver-cpu", default="1", help="CPU for the driver (default: 1)")
-    parser.add_argument("--driver-threads", type=int, default=1)
+    parser.add_argument("--driver-threads", type=int, default=1, metavar="N",
+                        help="threads of the C driver, each with its share of the "
+                             "connections (default: %(default)s)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers to a CPU")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="directory for the JSON results (default: benchmarks/results)")

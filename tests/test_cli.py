@@ -17,12 +17,23 @@ from typing import Any
 
 import pytest
 from OpenSSL import SSL
+from service_identity import VerificationError
 from support import RunningServer, installed_script
 from twisted.internet import error as net_error
+from twisted.internet.defer import ensureDeferred, fail
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseNeverReceived
 
-from twisted_net.cli import build_parser, describe_error
+from twisted_net.cli import (
+    CLIError,
+    _endpoint,
+    _endpoint_problem,
+    _run_udp,
+    build_parser,
+    describe_error,
+)
+from twisted_net.console import StandardOutput
 
 LOOPBACK = "127.0.0.1"
 GREETINGS = b"Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
@@ -111,6 +122,9 @@ def test_parser_rejects_negative_timeout(capsys: pytest.CaptureFixture[str]) -> 
             FileNotFoundError(2, "No such file or directory", "ca.pem"),
             "No such file or directory: ca.pem",
         ),
+        (net_error.ConnectError(osError=2), "cannot connect: No such file or directory"),
+        (net_error.NoRouteError(113, "No route to host"), "cannot connect: No route to host"),
+        (VerificationError([]), "TLS error: the server's certificate is not for this host"),
         (KeyError("x"), "unexpected KeyError"),
     ],
 )
@@ -118,6 +132,64 @@ def test_describe_error(error: Exception, text: str) -> None:
     line = describe_error(Failure(error))
     assert text in line
     assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ("tcp:127.0.0.1", "missing port; expected tcp:HOST:PORT"),
+        ("tcp:127.0.0.1:notaport", "'notaport' is not a number; expected tcp:HOST:PORT"),
+        ("tcp:127.0.0.1:1:colour=red", "unknown option 'colour'"),
+        ("tls:localhost:1:colour=red", "unknown option(s) colour"),
+        ("bogus:1", "Unknown endpoint type: 'bogus'; expected one of tcp:HOST:PORT"),
+    ],
+)
+def test_bad_endpoint_says_what_is_wrong(endpoint: str, problem: str) -> None:
+    """
+    A bad endpoint string is a usage error that says what is wrong in the
+    endpoint's own terms, not the internals of Twisted's parser.
+    """
+    with pytest.raises(CLIError) as raised:
+        _endpoint(MemoryReactorClock(), endpoint)
+    assert str(raised.value).startswith(f"bad endpoint {endpoint!r}: {problem}")
+    assert raised.value.status == 2
+    assert "__init__" not in str(raised.value)
+
+
+def test_bad_endpoint_trust_roots(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(CLIError) as raised:
+        _endpoint(MemoryReactorClock(), f"tls:localhost:1:trustRoots={missing}")
+    assert str(raised.value).endswith(
+        f": cannot read the trustRoots directory {missing}: No such file or directory"
+    )
+
+
+def test_endpoint_problem_never_empty() -> None:
+    """
+    An exception without text still gives a reason: its type.
+    """
+    assert _endpoint_problem("x:1", RuntimeError()) == "RuntimeError"
+
+
+def test_udp_errors_name_the_target() -> None:
+    """
+    A UDP failure starts with the server's address, as tcp and fetch
+    errors do (the resolver is fake: no name is looked up for real).
+    """
+
+    class FailingResolver(MemoryReactorClock):
+        def resolve(self, name: str, timeout: object = None) -> object:
+            return fail(net_error.DNSLookupError(name))
+
+    args = build_parser(["udp"]).parse_args(["udp", "-c", "nonexistent.invalid:9999", "a"])
+    failures: list[Failure] = []
+    running = ensureDeferred(_run_udp(FailingResolver(), args, StandardOutput()))
+    running.addErrback(failures.append)
+    assert len(failures) == 1
+    assert str(failures[0].value) == (
+        "nonexistent.invalid:9999: cannot resolve the host name: nonexistent.invalid"
+    )
 
 
 # tcp, end to end --------------------------------------------------------------------
@@ -181,10 +253,40 @@ def test_tcp_refused() -> None:
     assert result.returncode == 1
 
 
-@pytest.mark.parametrize("endpoint", ["bogus:1", "tcp:127.0.0.1", "tcp:127.0.0.1:notaport"])
-def test_tcp_bad_endpoint(endpoint: str) -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        ("bogus:1", ["Unknown endpoint type"]),
+        ("tcp:127.0.0.1", ["missing port; expected tcp:HOST:PORT"]),
+        ("tcp:127.0.0.1:notaport", ["'notaport' is not a number"]),
+        (
+            "tls:localhost:19443:trustRoots=/nonexistent",
+            ["trustRoots directory /nonexistent: No such file or directory"],
+        ),
+    ],
+)
+def test_tcp_bad_endpoint(endpoint: str, words: list[str]) -> None:
     result = twisted_net("tcp", "-c", endpoint)
-    assert_one_error_line(result, "bad endpoint")
+    line = assert_one_error_line(result, "bad endpoint", *words)
+    assert not line.endswith(": ")
+    assert result.returncode == 2
+
+
+def test_tcp_unix_socket_missing(tmp_path: Path) -> None:
+    where = f"unix:{tmp_path / 'no.sock'}"
+    result = twisted_net("tcp", "-c", where)
+    line = assert_one_error_line(result)
+    assert line == f"twisted-net: error: {where}: cannot connect: No such file or directory"
+    assert result.returncode == 1
+
+
+def test_tcp_interactive_refuses_names() -> None:
+    """
+    C{-i} reads the messages from standard input: NAMEs with it are a usage
+    error, not silently ignored (and nothing is connected to).
+    """
+    result = twisted_net("tcp", "-i", "-c", f"tcp:{LOOPBACK}:{free_port()}", "Ana")
+    assert_one_error_line(result, "-i/--interactive", "NAME")
     assert result.returncode == 2
 
 
@@ -202,7 +304,9 @@ def test_tcp_wrong_framing_hint(server: RunningServer) -> None:
     result = twisted_net(
         "tcp", "--framing", "line", "--timeout", "0.5", "-c", f"tcp:{LOOPBACK}:{server.tcp_port}"
     )
-    assert_one_error_line(result, "framing 'seed'")
+    line = assert_one_error_line(result, "waiting for the greeting's line ending", "framing 'seed'")
+    assert "waiting for the greeting (" not in line
+    assert result.stdout == b"Welcome!\n"
 
 
 def test_tls_endpoint(twist_net: Callable[..., RunningServer], tmp_path: Path) -> None:
@@ -222,7 +326,21 @@ def test_tls_endpoint(twist_net: Callable[..., RunningServer], tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert result.stdout == GREETINGS
     untrusted = twisted_net("tcp", "-c", f"tls:localhost:{server.tcp_port}")
-    assert_one_error_line(untrusted, "certificate verify failed")
+    line = assert_one_error_line(untrusted)
+    assert line.startswith(
+        f"twisted-net: error: tls:localhost:{server.tcp_port}: "
+        "TLS error: certificate verify failed ("
+    )
+    assert "[(" not in line and "closed the connection" not in line
+    other_host = twisted_net("tcp", "-c", f"tls:{LOOPBACK}:{server.tcp_port}:trustRoots={roots}")
+    line = assert_one_error_line(other_host, "TLS error: the server's certificate is not for")
+    assert "VerificationError" not in line
+
+
+def test_tls_to_a_plain_port(server: RunningServer) -> None:
+    result = twisted_net("tcp", "-c", f"tls:localhost:{server.tcp_port}")
+    line = assert_one_error_line(result, "TLS error: wrong version number")
+    assert "[(" not in line
 
 
 # udp, end to end --------------------------------------------------------------------
@@ -268,7 +386,8 @@ def test_udp_nothing_answers() -> None:
                 received.append(silent.recv(100))
             except BlockingIOError:
                 break
-    assert_one_error_line(result, "no reply", "after 3 attempt(s)")
+    line = assert_one_error_line(result, "no reply", "after 3 attempt(s)")
+    assert line.startswith(f"twisted-net: error: {LOOPBACK}:{port}: no reply to 'Michael'")
     assert result.returncode == 1
     assert received == [b"Michael"] * 3
     assert result.stdout == b""

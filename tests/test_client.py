@@ -7,9 +7,13 @@ server protocols, and a fake UDP transport for L{UDPGreetingClient}.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Any
 
 import pytest
+from OpenSSL import SSL
+from service_identity import VerificationError
 from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
@@ -24,8 +28,11 @@ from twisted_net.client import (
     SeedClientProtocol,
     ServerClosedError,
     ServerRefusedError,
+    TLSError,
     UDPGreetingClient,
     client_protocol,
+    greet,
+    greet_udp,
 )
 from twisted_net.config import ServerConfig
 from twisted_net.stream import GreetingFactory
@@ -277,11 +284,56 @@ def test_line_refuses_line_endings_in_a_message() -> None:
 
 
 def test_line_client_against_seed_server_hints_at_framing() -> None:
-    protocol, _, clock, _ = connected("line", timeout=1)
+    """
+    The greeting came without a line ending: the timeout says the line
+    ending is missing (not the greeting, which is shown), and why.
+    """
+    protocol, _, clock, shown = connected("line", timeout=1)
     protocol.dataReceived(b"Welcome!")
     clock.advance(1)
     close(protocol, ConnectionLost)
-    assert "framing 'seed'" in str(result_of(protocol).value)
+    text = str(result_of(protocol).value)
+    assert shown == [b"Welcome!"]
+    assert "waiting for the greeting's line ending" in text
+    assert "waiting for the greeting " not in text
+    assert "framing 'seed'" in text
+
+
+def test_line_client_silent_server_waits_for_the_greeting() -> None:
+    protocol, _, clock, _ = connected("line", timeout=1)
+    clock.advance(1)
+    close(protocol, ConnectionLost)
+    text = str(result_of(protocol).value)
+    assert text == "timed out after 1 s waiting for the greeting"
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (
+            SSL.Error([("SSL routines", "", "certificate verify failed")]),
+            "TLS error: certificate verify failed (the server's certificate is not signed",
+        ),
+        (
+            SSL.Error([("SSL routines", "", "wrong version number")]),
+            "TLS error: wrong version number (is the server speaking TLS",
+        ),
+        (VerificationError([]), "TLS error: the server's certificate is not for this host"),
+    ],
+)
+def test_tls_failure_is_one_clear_reason(error: Exception, text: str) -> None:
+    """
+    A TLS failure is a L{TLSError} that says what failed in words, not the
+    raw OpenSSL tuples, and not as a server that closed the connection.
+    """
+    protocol, _, _, _ = connected("seed")
+    protocol.connectionLost(Failure(error))
+    failure = result_of(protocol).value
+    assert isinstance(failure, TLSError)
+    assert str(failure).startswith(text)
+    assert "[(" not in str(failure)
+    assert "closed the connection" not in str(failure)
+    assert failure.reason.value is error
 
 
 def test_line_overlong_server_line_aborts() -> None:
@@ -290,6 +342,35 @@ def test_line_overlong_server_line_aborts() -> None:
     assert transport.disconnecting
     close(protocol, ConnectionLost)
     assert "without ending a message" in str(result_of(protocol).value)
+
+
+@pytest.mark.parametrize(
+    ("names", "text"),
+    [
+        (["Ana"], "names must be bytes, not str"),
+        ([b"Ana", 7], "names must be bytes, not int"),
+        ("Ana", "names must be a sequence of bytes"),
+        (b"Ana", "names must be a sequence of bytes"),
+    ],
+)
+def test_names_must_be_bytes(names: Any, text: str) -> None:
+    """
+    C{str} names (or one name instead of a list) are refused at once, with
+    a clear C{TypeError}, before any connection or datagram.
+    """
+    clock = Clock()
+    with pytest.raises(TypeError, match=text):
+        greet(clock, None, names)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=text):
+        greet_udp(None, "127.0.0.1", 9999, names)  # type: ignore[arg-type]
+
+
+def test_send_refuses_str() -> None:
+    protocol, transport, _, _ = connected("line")
+    with pytest.raises(TypeError, match="messages must be bytes, not str"):
+        protocol.send("Ana")  # type: ignore[arg-type]
+    protocol.dataReceived(b"Welcome!\r\n")
+    assert transport.value() == b""
 
 
 def test_unknown_framing() -> None:
@@ -407,7 +488,7 @@ def test_udp_retries_then_reports() -> None:
     clock.advance(1.0)
     error = udp_result(client).value
     assert isinstance(error, ReplyTimeoutError)
-    assert "after 3 attempt(s)" in str(error)
+    assert str(error) == "no reply to 'b' after 3 attempt(s), 1 s each (is the server running?)"
     assert error.messages == [b"Hello, a!"]
     clock.advance(10)
     assert len(transport.written) == 4
@@ -444,3 +525,26 @@ def test_udp_reply_keeps_line_ending() -> None:
     assert not client.done.called
     client.datagramReceived(b"Hello, a!\n", ("127.0.0.1", 9999))
     assert udp_result(client) == [b"Hello, a!\n"]
+
+
+@pytest.mark.parametrize(
+    "name", ["bench", "cli", "client", "clienterrors", "console", "fetch", "udpclient"]
+)
+def test_client_modules_declare_their_public_names(name: str) -> None:
+    """
+    Every client module has an C{__all__} that lists what it defines for
+    users (so C{help()} and C{import *} show the API, not C{Deferred} or
+    C{deque}), and nothing that does not exist.
+    """
+    module = importlib.import_module(f"twisted_net.{name}")
+    public = set(module.__all__)
+    assert all(hasattr(module, item) for item in public)
+    defined = {
+        item
+        for item, value in vars(module).items()
+        if not item.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == module.__name__
+    }
+    assert defined <= public
+    assert not public & {"Deferred", "deque", "Protocol", "Failure", "annotations"}

@@ -12,6 +12,12 @@ messages a second on one core; see the README's performance section), so
 its figures are a floor, not a ceiling.  For exact comparisons, point
 C{--driver} at the C driver built by C{benchmarks/run.py}
 (C{benchmarks/build/driver}): the result format is the same.
+
+All the load comes from one host, so a server with its production limits
+(C{twist net}'s C{--udp-rate 200} datagrams/s and C{--max-per-peer 100}
+connections per host) refuses part of it: benchmark a server started with
+C{--udp-rate 0 --max-per-peer 0}.  A run whose errors look like those limits
+says so on stderr.
 """
 
 from __future__ import annotations
@@ -19,17 +25,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import select
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["SCENARIOS", "Histogram", "LoadRun", "configure_parser", "format_table", "run"]
+__all__ = [
+    "SCENARIOS",
+    "Histogram",
+    "LoadRun",
+    "configure_parser",
+    "format_table",
+    "limit_hints",
+    "main",
+    "run",
+]
 
 SCENARIOS = ("lockstep", "pipeline", "churn", "udp")
 """What C{--scenario} accepts (comma-separated or repeated)."""
@@ -123,10 +140,20 @@ class LoadRun:
     setup_timeout = 60.0
     udp_timeout = 0.5
 
-    def __init__(self, host: str, port: int, scenario: str, connections: int,
-                 duration: float, *, depth: int = 16, message: bytes = b"bench",
-                 framing: str = "seed", count: int = 0,
-                 progress: Callable[[float, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        scenario: str,
+        connections: int,
+        duration: float,
+        *,
+        depth: int = 16,
+        message: bytes = b"bench",
+        framing: str = "seed",
+        count: int = 0,
+        progress: Callable[[float, int], None] | None = None,
+    ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}")
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -267,7 +294,7 @@ class LoadRun:
                 self._fail(conn, "protocol")
                 return
             conn.buffer = b""
-            data = data[len(self.greeting):]
+            data = data[len(self.greeting) :]
             if self.scenario == "churn":
                 self._start(conn)
             else:
@@ -446,6 +473,7 @@ class LoadRun:
 
 # The command -----------------------------------------------------------------
 
+
 def _target(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -466,38 +494,98 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """
+    Help text wrapped between words only, so that option names such as
+    C{--max-per-peer} are never cut at their hyphens.
+    """
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """
     Add the C{bench} subcommand's options to C{parser}.
     """
+    parser.formatter_class = _HelpFormatter
     parser.description = (
         "Load a running greeting server and report messages/s, latency "
         "percentiles and errors.  The built-in load generator is pure Python "
-        "(a floor, not a ceiling); --driver uses the repository's C driver."
+        "(a floor, not a ceiling); --driver uses the repository's C driver.  "
+        "All the load comes from one host: start the server with its per-host "
+        "limits off, 'twist net --udp-rate 0 --max-per-peer 0', or its default "
+        "limits (200 datagrams/s and 100 connections per host) show up as errors."
     )
-    parser.add_argument("--connect", "-c", type=_target, default=("127.0.0.1", 9999),
-                        metavar="HOST:PORT", help="the server (default: 127.0.0.1:9999)")
-    parser.add_argument("--scenario", "-s", action="append", metavar="NAME",
-                        help=f"one of {', '.join(SCENARIOS)}, comma-separated or repeated "
-                             "(default: lockstep)")
-    parser.add_argument("--duration", "-d", type=_positive(float), default=5.0,
-                        help="seconds of load per scenario (default: 5)")
-    parser.add_argument("--connections", "-n", type=_positive(int), default=50,
-                        help="connections (churn: concurrent sessions; udp: sockets); "
-                             "default: 50")
-    parser.add_argument("--depth", type=_positive(int), default=16,
-                        help="pipeline: messages in flight per connection (default: 16)")
-    parser.add_argument("--count", type=_positive(int), default=None,
-                        help="stop after this many messages")
+    parser.add_argument(
+        "--connect",
+        "-c",
+        type=_target,
+        default=("127.0.0.1", 9999),
+        metavar="HOST:PORT",
+        help="the server (default: 127.0.0.1:9999)",
+    )
+    parser.add_argument(
+        "--scenario",
+        "-s",
+        action="append",
+        metavar="NAME",
+        help=f"one of {', '.join(SCENARIOS)}, comma-separated or repeated (default: lockstep)",
+    )
+    parser.add_argument(
+        "--duration",
+        "-d",
+        type=_positive(float),
+        default=5.0,
+        help="seconds of load per scenario (default: 5)",
+    )
+    parser.add_argument(
+        "--connections",
+        "-n",
+        type=_positive(int),
+        default=50,
+        help="connections (churn: concurrent sessions; udp: sockets); default: 50",
+    )
+    parser.add_argument(
+        "--depth",
+        type=_positive(int),
+        default=16,
+        help="pipeline: messages in flight per connection (default: 16)",
+    )
+    parser.add_argument(
+        "--count", type=_positive(int), default=None, help="stop after this many messages"
+    )
     parser.add_argument("--message", default="bench", help="the name sent (default: bench)")
-    parser.add_argument("--framing", choices=("seed", "line"), default="seed",
-                        help="the server's TCP framing (default: seed)")
+    parser.add_argument(
+        "--framing",
+        choices=("seed", "line"),
+        default="seed",
+        help="the server's TCP framing (default: seed)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results here")
-    parser.add_argument("--pid", type=int,
-                        help="the server's process id, to report its memory and CPU")
-    parser.add_argument("--driver", type=Path, metavar="PATH",
-                        help="use this compiled C driver (benchmarks/build/driver) "
-                             "instead of the Python load generator")
+    parser.add_argument(
+        "--pid",
+        type=int,
+        help="the server's process id, to report its memory and CPU; "
+        "with 'twist net --workers N' give the supervisor's: its "
+        "workers (child processes) are added in",
+    )
+    parser.add_argument(
+        "--driver",
+        type=Path,
+        metavar="PATH",
+        help="use this compiled C driver (benchmarks/build/driver) "
+        "instead of the Python load generator",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
@@ -509,19 +597,78 @@ def _scenarios(args: argparse.Namespace) -> list[str]:
     return names
 
 
-def _process_stats(pid: int) -> tuple[float, int]:
+def _stat_fields(pid: int) -> list[str]:
     """
-    CPU seconds used so far and peak RSS (KiB) of a local process.
+    The fields of C{/proc/PID/stat} after the command name (state first).
     """
-    import os
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-    peak = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            peak = int(line.split()[1])
+
+def _process_tree(pid: int) -> list[int]:
+    """
+    C{pid} and every process descended from it (a C{--workers} supervisor
+    and its workers), from C{/proc}.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int(_stat_fields(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, waiting = [], [pid]
+    while waiting:
+        current = waiting.pop()
+        tree.append(current)
+        waiting.extend(children.get(current, []))
+    return tree
+
+
+def _process_stats(pid: int, descendants: bool = True) -> tuple[float, int]:
+    """
+    CPU seconds used so far and peak RSS (KiB) of a local process, with its
+    descendants' added in (a supervisor's workers), unless C{descendants} is
+    false.
+
+    @raise OSError: when C{pid} is not a running process.
+    """
+    cpu, peak = 0.0, 0
+    for index, member in enumerate(_process_tree(pid) if descendants else [pid]):
+        try:
+            stat = _stat_fields(member)
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            if index == 0:
+                raise
+            continue  # a worker that ended meanwhile
+        cpu += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak += int(line.split()[1])
     return cpu, peak
+
+
+def limit_hints(result: dict[str, Any]) -> list[str]:
+    """
+    Why a run may have seen errors that are the server's own per-host limits
+    at work rather than failures: the load comes from one host.
+    """
+    detail = result.get("error_detail", {})
+    hints = []
+    if result["scenario"] == "udp" and result["errors"]:
+        hints.append(
+            f"{result['errors']} datagram(s) got no reply or a wrong one: likely the server's "
+            "UDP rate limit (twist net answers 200 datagrams/s per host by default); "
+            "benchmark a server started with --udp-rate 0 --max-per-peer 0"
+        )
+    elif detail.get("connect") or detail.get("closed") or detail.get("reset"):
+        hints.append(
+            "connections were refused or closed: if there are more than the server's "
+            "--max-per-peer (100 per host by default for twist net), benchmark a server "
+            "started with --udp-rate 0 --max-per-peer 0"
+        )
+    return hints
 
 
 def _progress_printer(stream: IO[str], scenario: str) -> Callable[[float, int], None]:
@@ -538,9 +685,25 @@ def _progress_printer(stream: IO[str], scenario: str) -> Callable[[float, int], 
 
 def _run_c_driver(args: argparse.Namespace, scenario: str) -> dict[str, Any]:
     host, port = args.connect
-    command = [str(args.driver), "--host", host, "--port", str(port), "--scenario", scenario,
-               "--connections", str(args.connections), "--duration", str(args.duration),
-               "--depth", str(args.depth), "--message", args.message, "--framing", args.framing]
+    command = [
+        str(args.driver),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--scenario",
+        scenario,
+        "--connections",
+        str(args.connections),
+        "--duration",
+        str(args.duration),
+        "--depth",
+        str(args.depth),
+        "--message",
+        args.message,
+        "--framing",
+        args.framing,
+    ]
     if args.count:
         command += ["--count", str(args.count)]
     if not args.quiet:
@@ -569,19 +732,24 @@ def format_table(results: list[dict[str, Any]]) -> str:
     The results as a plain-text table, one row per scenario.
     """
     server_columns = any("server_peak_rss_kib" in r for r in results)
-    header = (f"{'scenario':<10} {'conns':>6} {'msgs/s':>11} {'p50 ms':>8} {'p90 ms':>8} "
-              f"{'p99 ms':>8} {'max ms':>8} {'errors':>7}")
+    header = (
+        f"{'scenario':<10} {'conns':>6} {'msgs/s':>11} {'p50 ms':>8} {'p90 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8} {'errors':>7}"
+    )
     if server_columns:
         header += f" {'srv RSS MB':>10} {'srv CPU':>7}"
     lines = [header, "-" * len(header)]
     for r in results:
         latency = r["latency_us"]
-        line = (f"{r['scenario']:<10} {r['connections']:>6} {r['msgs_per_s']:>11,.0f} "
-                f"{latency['p50'] / 1000:>8.2f} {latency['p90'] / 1000:>8.2f} "
-                f"{latency['p99'] / 1000:>8.2f} {latency['max'] / 1000:>8.2f} {r['errors']:>7}")
+        line = (
+            f"{r['scenario']:<10} {r['connections']:>6} {r['msgs_per_s']:>11,.0f} "
+            f"{latency['p50'] / 1000:>8.2f} {latency['p90'] / 1000:>8.2f} "
+            f"{latency['p99'] / 1000:>8.2f} {latency['max'] / 1000:>8.2f} {r['errors']:>7}"
+        )
         if server_columns:
-            line += (f" {r.get('server_peak_rss_kib', 0) / 1024:>10.1f}"
-                     f" {r.get('server_cpu', 0.0):>7.0%}")
+            line += (
+                f" {r.get('server_peak_rss_kib', 0) / 1024:>10.1f} {r.get('server_cpu', 0.0):>7.0%}"
+            )
         lines.append(line)
     return "\n".join(lines)
 
@@ -599,6 +767,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"twisted-net: error: no driver at {args.driver}\n")
         return 2
     host, port = args.connect
+    if args.pid is not None and not Path(f"/proc/{args.pid}/stat").exists():
+        sys.stderr.write(f"twisted-net: error: --pid: no process {args.pid}\n")
+        return 2
     results = []
     for scenario in scenarios:
         before = _process_stats(args.pid) if args.pid else None
@@ -608,10 +779,17 @@ def run(args: argparse.Namespace) -> int:
                 result = _run_c_driver(args, scenario)
             else:
                 load = LoadRun(
-                    host, port, scenario, args.connections, args.duration, depth=args.depth,
-                    message=args.message.encode(), framing=args.framing,
+                    host,
+                    port,
+                    scenario,
+                    args.connections,
+                    args.duration,
+                    depth=args.depth,
+                    message=args.message.encode(),
+                    framing=args.framing,
                     count=args.count or 0,
-                    progress=None if args.quiet else _progress_printer(sys.stderr, scenario))
+                    progress=None if args.quiet else _progress_printer(sys.stderr, scenario),
+                )
                 result = load.run()
         except (OSError, RuntimeError, ValueError) as error:
             sys.stderr.write(f"\ntwisted-net: error: bench {scenario}: {error}\n")
@@ -630,11 +808,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         document = {"target": f"{host}:{port}", "results": results}
         args.json.write_text(json.dumps(document, indent=1) + "\n")
+    for result in results:
+        if result["messages"]:
+            for hint in limit_hints(result):
+                sys.stderr.write(f"twisted-net: note: bench {result['scenario']}: {hint}\n")
     failed = [r for r in results if r["messages"] == 0]
     for result in failed:
         detail = ", ".join(f"{k} {v}" for k, v in result["error_detail"].items() if v)
-        sys.stderr.write(f"twisted-net: error: bench {result['scenario']}: no replies "
-                         f"from {host}:{port} ({detail or 'no errors either'})\n")
+        sys.stderr.write(
+            f"twisted-net: error: bench {result['scenario']}: no replies "
+            f"from {host}:{port} ({detail or 'no errors either'})\n"
+        )
     return 1 if failed else 0
 
 
