@@ -100,6 +100,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 # Building ------------------------------------------------------------------
 
+
 def build(directory: Path = BUILD, verbose: bool = True) -> dict[str, Path]:
     """
     Compile the C driver and C server with the system C{cc -O2} when their
@@ -124,6 +125,7 @@ def build(directory: Path = BUILD, verbose: bool = True) -> dict[str, Path]:
 
 
 # Servers -------------------------------------------------------------------
+
 
 def raise_nofile() -> None:
     """
@@ -194,8 +196,9 @@ class Server:
     One server process started for one run.
     """
 
-    def __init__(self, name: str, template: str, host: str, port: int, cpu: str | None,
-                 build_dir: Path) -> None:
+    def __init__(
+        self, name: str, template: str, host: str, port: int, cpu: str | None, build_dir: Path
+    ) -> None:
         fields = {
             "host": host,
             "port": port,
@@ -211,7 +214,9 @@ class Server:
         self.port = port
         self._log = (build_dir / "logs" / f"{name}.log").open("ab")
         self.process = subprocess.Popen(
-            pinned(cpu, self.command), stdin=subprocess.DEVNULL, stdout=self._log,
+            pinned(cpu, self.command),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
         )
 
@@ -264,8 +269,13 @@ class Server:
 
 # Running -------------------------------------------------------------------
 
-def run_driver(driver: Path, server: Server, scenario: Scenario, options: argparse.Namespace,
-               ) -> tuple[dict[str, Any], float, float]:
+
+def run_driver(
+    driver: Path,
+    server: Server,
+    scenario: Scenario,
+    options: argparse.Namespace,
+) -> tuple[dict[str, Any], float, float]:
     """
     Run the C driver once against C{server}.
 
@@ -274,13 +284,25 @@ def run_driver(driver: Path, server: Server, scenario: Scenario, options: argpar
         C{start} to its C{stop} event, so that connection set-up and
         tear-down are left out).
     """
-    command = pinned(options.driver_cpu, [
-        str(driver), "--host", server.host, "--port", str(server.port),
-        *scenario.driver_args(), "--duration", str(options.duration),
-        "--message", options.message, "--threads", str(options.driver_threads), "--progress",
-    ])
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = pinned(
+        options.driver_cpu,
+        [
+            str(driver),
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+            *scenario.driver_args(),
+            "--duration",
+            str(options.duration),
+            "--message",
+            options.message,
+            "--threads",
+            str(options.driver_threads),
+            "--progress",
+        ],
+    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stderr is not None
     marks: dict[str, tuple[float, float]] = {}
     problems = []
@@ -308,8 +330,9 @@ def run_driver(driver: Path, server: Server, scenario: Scenario, options: argpar
     return result, cpu, wall
 
 
-def one_run(name: str, template: str, scenario_name: str, driver: Path,
-            options: argparse.Namespace) -> dict[str, Any]:
+def one_run(
+    name: str, template: str, scenario_name: str, driver: Path, options: argparse.Namespace
+) -> dict[str, Any]:
     """
     Start C{name} fresh, load it with one scenario, stop it.
     """
@@ -318,8 +341,12 @@ def one_run(name: str, template: str, scenario_name: str, driver: Path,
     port = free_port(host)
     cpu = None if options.no_pin else options.server_cpu
     server = Server(name, template, host, port, cpu, options.build)
-    record: dict[str, Any] = {"server": name, "scenario": scenario_name, "port": port,
-                              "command": server.command}
+    record: dict[str, Any] = {
+        "server": name,
+        "scenario": scenario_name,
+        "port": port,
+        "command": server.command,
+    }
     try:
         server.wait_ready(udp=scenario.kind == "udp")
         result, server_cpu, wall = run_driver(driver, server, scenario, options)
@@ -340,16 +367,26 @@ def one_run(name: str, template: str, scenario_name: str, driver: Path,
             load_average=os.getloadavg()[0],
         )
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
-        record.update(error=str(error), msgs_per_s=0.0, p50_us=0.0, p99_us=0.0, errors=1,
-                      rss_kib=0, peak_rss_kib=0, server_cpu=0.0, driver_cpu=0.0,
-                      msgs_per_cpu_s=0.0)
+        record.update(
+            error=str(error),
+            msgs_per_s=0.0,
+            p50_us=0.0,
+            p99_us=0.0,
+            errors=1,
+            rss_kib=0,
+            peak_rss_kib=0,
+            server_cpu=0.0,
+            driver_cpu=0.0,
+            msgs_per_cpu_s=0.0,
+        )
     finally:
         server.stop()
     return record
 
 
-def summarise(runs: list[dict[str, Any]], servers: list[str], scenarios: list[str],
-              baseline: str) -> dict[str, dict[str, dict[str, float]]]:
+def summarise(
+    runs: list[dict[str, Any]], servers: list[str], scenarios: list[str], baseline: str
+) -> dict[str, dict[str, dict[str, float]]]:
     """
     The median of every figure per (scenario, server), and the ratio of its
     messages per second to the baseline's.
@@ -363,8 +400,16 @@ def summarise(runs: list[dict[str, Any]], servers: list[str], scenarios: list[st
                 continue
             rows[server] = {
                 key: float(statistics.median(r[key] for r in mine))
-                for key in ("msgs_per_s", "p50_us", "p99_us", "peak_rss_kib", "rss_kib",
-                            "server_cpu", "driver_cpu", "msgs_per_cpu_s")
+                for key in (
+                    "msgs_per_s",
+                    "p50_us",
+                    "p99_us",
+                    "peak_rss_kib",
+                    "rss_kib",
+                    "server_cpu",
+                    "driver_cpu",
+                    "msgs_per_cpu_s",
+                )
             }
             rows[server]["errors"] = float(sum(r["errors"] for r in mine))
             rows[server]["rounds"] = float(len(mine))
@@ -379,17 +424,23 @@ def summarise(runs: list[dict[str, Any]], servers: list[str], scenarios: list[st
 
 # Reporting -----------------------------------------------------------------
 
-def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
-                 previous: dict[str, Any] | None = None) -> str:
+
+def format_table(
+    summary: dict[str, dict[str, dict[str, float]]],
+    baseline: str,
+    previous: dict[str, Any] | None = None,
+) -> str:
     """
     The summary as a plain-text table (one block per scenario), then the
     two ratio matrices.
     """
     lines = []
     base = f"x {baseline}"
-    header = (f"{'scenario':<15} {'server':<11} {'msgs/s':>10} {base:>9} "
-              f"{'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} {'errors':>6} {'srv CPU':>7} "
-              f"{'drv CPU':>7} {'msgs/CPU-s':>10} {base:>9}")
+    header = (
+        f"{'scenario':<15} {'server':<11} {'msgs/s':>10} {base:>9} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} {'errors':>6} {'srv CPU':>7} "
+        f"{'drv CPU':>7} {'msgs/CPU-s':>10} {base:>9}"
+    )
     if previous:
         header += f" {'vs prev':>8}"
     lines.append(header)
@@ -400,20 +451,24 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
             mark = " "
             if row["server_cpu"] < SATURATED and row["driver_cpu"] < SATURATED:
                 mark, contended = "~", True
-            line = (f"{scenario:<15} {server:<10}{mark} {row['msgs_per_s']:>10,.0f} "
-                    f"{row['ratio']:>9.2f} {row['p50_us'] / 1000:>8.2f} "
-                    f"{row['p99_us'] / 1000:>8.2f} {row['peak_rss_kib'] / 1024:>7.1f} "
-                    f"{row['errors']:>6.0f} {row['server_cpu']:>7.0%} {row['driver_cpu']:>7.0%} "
-                    f"{row['msgs_per_cpu_s']:>10,.0f} {row['cpu_ratio']:>9.2f}")
+            line = (
+                f"{scenario:<15} {server:<10}{mark} {row['msgs_per_s']:>10,.0f} "
+                f"{row['ratio']:>9.2f} {row['p50_us'] / 1000:>8.2f} "
+                f"{row['p99_us'] / 1000:>8.2f} {row['peak_rss_kib'] / 1024:>7.1f} "
+                f"{row['errors']:>6.0f} {row['server_cpu']:>7.0%} {row['driver_cpu']:>7.0%} "
+                f"{row['msgs_per_cpu_s']:>10,.0f} {row['cpu_ratio']:>9.2f}"
+            )
             if previous:
                 old = previous.get(scenario, {}).get(server, {}).get("msgs_per_s")
                 line += f" {row['msgs_per_s'] / old - 1:>+8.0%}" if old else f" {'-':>8}"
             lines.append(line)
         lines.append("")
     if contended:
-        lines.append(f"~ neither the server nor the driver used {SATURATED:.0%} of its CPU: "
-                     "other load took the CPUs, or the run waited on something; its msgs/s "
-                     "says little, msgs/CPU-s (messages per second of server CPU) still holds.")
+        lines.append(
+            f"~ neither the server nor the driver used {SATURATED:.0%} of its CPU: "
+            "other load took the CPUs, or the run waited on something; its msgs/s "
+            "says little, msgs/CPU-s (messages per second of server CPU) still holds."
+        )
         lines.append("")
     servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
     for key, title in (("ratio", "messages/s"), ("cpu_ratio", "messages per server CPU-second")):
@@ -428,8 +483,9 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
     return "\n".join(lines).rstrip("\n")
 
 
-def draw_chart(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
-               path: Path, title: str) -> None:
+def draw_chart(
+    summary: dict[str, dict[str, dict[str, float]]], baseline: str, path: Path, title: str
+) -> None:
     """
     Two panels of grouped bars, one group per scenario: each server's
     messages/s, and its messages per server CPU-second, relative to the
@@ -453,18 +509,23 @@ def draw_chart(summary: dict[str, dict[str, dict[str, float]]], baseline: str,
             ratios = [summary[s].get(server, {}).get(key, 0.0) or 0.0 for s in scenarios]
             bars = axes.bar(xs, [max(r, 1e-3) for r in ratios], width, label=server)
             for bar, ratio in zip(bars, ratios, strict=True):
-                axes.annotate(f"{ratio:.2f}",
-                              (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                              ha="center", va="bottom", fontsize=7, rotation=90,
-                              xytext=(0, 2), textcoords="offset points")
+                axes.annotate(
+                    f"{ratio:.2f}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    rotation=90,
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
         axes.set_yscale("log")
         axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
         axes.set_ylabel(label + " (log)")
     panels[0].set_title(title, fontsize=9)
     panels[1].set_xticks(range(len(scenarios)))
     panels[1].set_xticklabels(scenarios)
-    panels[1].legend(ncol=len(servers), fontsize=8, loc="upper center",
-                     bbox_to_anchor=(0.5, -0.1))
+    panels[1].legend(ncol=len(servers), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -500,6 +561,7 @@ def machine() -> dict[str, Any]:
 
 # Command line ----------------------------------------------------------------
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark 'twist net' against peer servers of the same protocol.\n\n"
@@ -519,41 +581,79 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "addresses\nand limits switched off).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--servers", default=",".join(SERVERS),
-                        help="comma-separated servers to run (default: %(default)s)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
-                        help="comma-separated scenarios (default: %(default)s)")
-    parser.add_argument("--ours", metavar="TEMPLATE",
-                        help="command template for 'twisted' (default: "
-                             f"{SERVERS['twisted']!r})")
-    parser.add_argument("--server", action="append", default=[], metavar="NAME=TEMPLATE",
-                        help="add (or replace) a server, e.g. "
-                             "'twisted-asyncio={bin}/twist --reactor asyncio net {net_args}'; "
-                             "it is added to --servers")
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="comma-separated servers to run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated scenarios (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ours",
+        metavar="TEMPLATE",
+        help=f"command template for 'twisted' (default: {SERVERS['twisted']!r})",
+    )
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="NAME=TEMPLATE",
+        help="add (or replace) a server, e.g. "
+        "'twisted-asyncio={bin}/twist --reactor asyncio net {net_args}'; "
+        "it is added to --servers",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default: %(default)s)")
-    parser.add_argument("--duration", type=float, default=3.0,
-                        help="seconds of load per run (default: %(default)s)")
-    parser.add_argument("--baseline", default="uvloop",
-                        help="server the ratios are relative to (default: %(default)s)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="loopback address to use (default: %(default)s)")
+    parser.add_argument(
+        "--duration", type=float, default=3.0, help="seconds of load per run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--baseline",
+        default="uvloop",
+        help="server the ratios are relative to (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to use (default: %(default)s)"
+    )
     parser.add_argument("--message", default="bench", help="the name sent (default: bench)")
     parser.add_argument("--server-cpu", default="0", help="CPU for servers (default: 0)")
     parser.add_argument("--driver-cpu", default="1", help="CPU for the driver (default: 1)")
-    parser.add_argument("--driver-threads", type=int, default=1, metavar="N",
-                        help="threads of the C driver, each with its share of the "
-                             "connections (default: %(default)s)")
+    parser.add_argument(
+        "--driver-threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="threads of the C driver, each with its share of the "
+        "connections (default: %(default)s)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers to a CPU")
-    parser.add_argument("--results", type=Path, default=RESULTS,
-                        help="directory for the JSON results (default: benchmarks/results)")
-    parser.add_argument("--chart", type=Path, default=CHART,
-                        help="where to draw the chart (default: benchmarks/chart.png)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="directory for the JSON results (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=CHART,
+        help="where to draw the chart (default: benchmarks/chart.png)",
+    )
     parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
-    parser.add_argument("--build", type=Path, default=BUILD,
-                        help="directory for the C binaries and server logs "
-                             "(default: benchmarks/build)")
-    parser.add_argument("--compare", type=Path, metavar="JSON",
-                        help="an earlier result file: show the change in messages/s")
+    parser.add_argument(
+        "--build",
+        type=Path,
+        default=BUILD,
+        help="directory for the C binaries and server logs (default: benchmarks/build)",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="JSON",
+        help="an earlier result file: show the change in messages/s",
+    )
     options = parser.parse_args(argv)
     options.templates = dict(SERVERS)
     if options.ours:
@@ -573,8 +673,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     options.scenario_names = [s for s in options.scenarios.split(",") if s]
     unknown = [s for s in options.scenario_names if s not in SCENARIOS]
     if unknown:
-        parser.error(f"unknown scenario(s): {', '.join(unknown)}; "
-                     f"choose from {', '.join(SCENARIOS)}")
+        parser.error(
+            f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+        )
     if options.rounds < 1 or options.duration <= 0:
         parser.error("--rounds and --duration must be positive")
     if options.driver_cpu == "none":
@@ -588,8 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             __import__("uvloop")
         except ImportError:
-            print("uvloop is not installed (pip install '.[bench]'); skipping it",
-                  file=sys.stderr)
+            print("uvloop is not installed (pip install '.[bench]'); skipping it", file=sys.stderr)
             options.server_names.remove("uvloop")
     raise_nofile()
     binaries = build(options.build)
@@ -603,26 +703,39 @@ def main(argv: list[str] | None = None) -> int:
         order = servers[shift:] + servers[:shift]
         for scenario in options.scenario_names:
             for name in order:
-                record = one_run(name, options.templates[name], scenario, binaries["driver"],
-                                 options)
+                record = one_run(
+                    name, options.templates[name], scenario, binaries["driver"], options
+                )
                 record["round"] = round_number
                 runs.append(record)
                 note = record.get("error") or (
                     f"{record['msgs_per_s']:>10,.0f} msgs/s  p99 {record['p99_us'] / 1000:.2f} ms"
-                    f"  errors {record['errors']}")
-                print(f"[{len(runs)}/{total}] round {round_number + 1} {scenario:<15} "
-                      f"{name:<10} {note}", file=sys.stderr, flush=True)
+                    f"  errors {record['errors']}"
+                )
+                print(
+                    f"[{len(runs)}/{total}] round {round_number + 1} {scenario:<15} "
+                    f"{name:<10} {note}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     summary = summarise(runs, servers, options.scenario_names, options.baseline)
     previous = None
     if options.compare:
         previous = json.loads(options.compare.read_text())["summary"]
     print(format_table(summary, options.baseline, previous))
     meta = machine()
-    meta.update(started=started, argv=sys.argv[1:], rounds=options.rounds,
-                duration=options.duration, baseline=options.baseline,
-                templates={n: options.templates[n] for n in servers},
-                pinned={"server": None if options.no_pin else options.server_cpu,
-                        "driver": options.driver_cpu})
+    meta.update(
+        started=started,
+        argv=sys.argv[1:],
+        rounds=options.rounds,
+        duration=options.duration,
+        baseline=options.baseline,
+        templates={n: options.templates[n] for n in servers},
+        pinned={
+            "server": None if options.no_pin else options.server_cpu,
+            "driver": options.driver_cpu,
+        },
+    )
     options.results.mkdir(parents=True, exist_ok=True)
     path = options.results / f"bench-{started}.json"
     document = {"meta": meta, "summary": summary, "runs": runs}
@@ -630,9 +743,11 @@ def main(argv: list[str] | None = None) -> int:
     (options.results / "latest.json").write_text(path.read_text())
     print(f"\nresults: {path}", file=sys.stderr)
     if not options.no_chart:
-        title = (f"{len(servers)} servers, {options.rounds} rounds x {options.duration:g} s, "
-                 f"server on CPU {options.server_cpu}, driver on CPU {options.driver_cpu} "
-                 f"({meta['cpu']}, {meta['cpus']} CPUs)")
+        title = (
+            f"{len(servers)} servers, {options.rounds} rounds x {options.duration:g} s, "
+            f"server on CPU {options.server_cpu}, driver on CPU {options.driver_cpu} "
+            f"({meta['cpu']}, {meta['cpus']} CPUs)"
+        )
         draw_chart(summary, options.baseline, options.chart, title)
         print(f"chart: {options.chart}", file=sys.stderr)
     return 0

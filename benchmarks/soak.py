@@ -51,7 +51,9 @@ class Server:
     def __init__(self, twist: str, args: list[str]) -> None:
         self.process = subprocess.Popen(
             [twist, "--log-format", "json", "net", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         self.events: list[dict[str, Any]] = []
         self.other_lines: list[str] = []
@@ -115,15 +117,15 @@ class Server:
 
     def log_summary(self) -> Counter[str]:
         with self._lock:
-            return Counter(
-                e.get("event") or e.get("log_format", "?")[:50] for e in self.events
-            )
+            return Counter(e.get("event") or e.get("log_format", "?")[:50] for e in self.events)
 
     def bad_log_lines(self) -> list[Any]:
         with self._lock:
             bad: list[Any] = [
-                e for e in self.events
-                if "log_failure" in e or e.get("isError")
+                e
+                for e in self.events
+                if "log_failure" in e
+                or e.get("isError")
                 or (e.get("log_level") or {}).get("name") in ("error", "critical")
             ]
             return bad + list(self.other_lines)
@@ -154,8 +156,7 @@ class Tally:
 
 
 def connect(port: int, source: str = LOOPBACK, timeout: float = 10.0) -> socket.socket:
-    return socket.create_connection((LOOPBACK, port), timeout=timeout,
-                                    source_address=(source, 0))
+    return socket.create_connection((LOOPBACK, port), timeout=timeout, source_address=(source, 0))
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -317,9 +318,19 @@ def forge_loop(first: int, second: int) -> bool:
     """
     payload = b"ping"
     udp = struct.pack("!HHHH", first, second, 8 + len(payload), 0) + payload
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64,
-                         socket.IPPROTO_UDP, 0, socket.inet_aton(LOOPBACK),
-                         socket.inet_aton(LOOPBACK))
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(udp),
+        1,
+        0,
+        64,
+        socket.IPPROTO_UDP,
+        0,
+        socket.inet_aton(LOOPBACK),
+        socket.inet_aton(LOOPBACK),
+    )
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
             raw.sendto(header + udp, (LOOPBACK, 0))
@@ -328,8 +339,9 @@ def forge_loop(first: int, second: int) -> bool:
     return True
 
 
-def hostile(port: int, udp_port: int, stop: threading.Event, tally: Tally,
-            deadline_seconds: float) -> None:
+def hostile(
+    port: int, udp_port: int, stop: threading.Event, tally: Tally, deadline_seconds: float
+) -> None:
     """
     Cycle through the hostile cases, checking what each peer sees.
     """
@@ -432,9 +444,22 @@ def _hostile_case(case: str, port: int, deadline: float, stop: threading.Event) 
 
 
 def run_mixed(twist: str, seconds: float) -> int:
-    args = ["--listen", f"tcp:0:interface={LOOPBACK}", "--udp", f"{LOOPBACK}:0",
-            "--framing", "line", "--idle-timeout", "3", "--message-timeout", "3",
-            "--write-timeout", "3", "--max-per-peer", "50"]
+    args = [
+        "--listen",
+        f"tcp:0:interface={LOOPBACK}",
+        "--udp",
+        f"{LOOPBACK}:0",
+        "--framing",
+        "line",
+        "--idle-timeout",
+        "3",
+        "--message-timeout",
+        "3",
+        "--write-timeout",
+        "3",
+        "--max-per-peer",
+        "50",
+    ]
     server = Server(twist, args)
     twin = Server(twist, ["--no-tcp", "--udp", f"{LOOPBACK}:0"])
     port, udp_port = server.port("tcp"), server.port("udp")
@@ -442,13 +467,19 @@ def run_mixed(twist: str, seconds: float) -> int:
     stop = threading.Event()
     tally = Tally()
     workers = [
-        *(threading.Thread(target=lockstep, args=(port, f"127.0.0.{10 + i}", stop, tally))
-          for i in range(4)),
-        *(threading.Thread(target=churn, args=(port, f"127.0.0.{20 + i}", stop, tally))
-          for i in range(2)),
+        *(
+            threading.Thread(target=lockstep, args=(port, f"127.0.0.{10 + i}", stop, tally))
+            for i in range(4)
+        ),
+        *(
+            threading.Thread(target=churn, args=(port, f"127.0.0.{20 + i}", stop, tally))
+            for i in range(2)
+        ),
         threading.Thread(target=pipelined, args=(port, "127.0.0.30", stop, tally)),
-        *(threading.Thread(target=udp_polite, args=(udp_port, f"127.0.0.{40 + i}", stop, tally))
-          for i in range(2)),
+        *(
+            threading.Thread(target=udp_polite, args=(udp_port, f"127.0.0.{40 + i}", stop, tally))
+            for i in range(2)
+        ),
         threading.Thread(target=udp_flood, args=(udp_port, "127.0.0.50", stop, tally)),
         threading.Thread(target=hostile, args=(port, udp_port, stop, tally, 3.0)),
     ]
@@ -476,19 +507,30 @@ def run_mixed(twist: str, seconds: float) -> int:
     print(f"soak: {elapsed:.0f} s of mixed load against twist net (pid {server.pid})")
     print(f"  TCP messages answered (peers' count): {counts['tcp answered']}")
     print(f"  UDP datagrams answered, polite peers:  {counts['udp answered']}")
-    print(f"  UDP flood: {counts['udp flood sent']} sent, {counts['udp flood answered']} "
-          "answered (rate-limited)")
+    print(
+        f"  UDP flood: {counts['udp flood sent']} sent, {counts['udp flood answered']} "
+        "answered (rate-limited)"
+    )
     print(f"  churn cycles: {counts['churn closed']} closed + {counts['churn reset']} reset")
-    print("  hostile cases passed: " + ", ".join(
-        f"{name[8:]} {value}" for name, value in sorted(counts.items())
-        if name.startswith("hostile ")))
-    print(f"  forged datagrams 'from the twin' to the server: {forged}; the twin answered "
-          f"{twin_counters.get('datagrams_answered')} of the server's replies and refused "
-          f"{twin_counters.get('refusals', {}).get('udp-loop')} as udp-loop")
+    print(
+        "  hostile cases passed: "
+        + ", ".join(
+            f"{name[8:]} {value}"
+            for name, value in sorted(counts.items())
+            if name.startswith("hostile ")
+        )
+    )
+    print(
+        f"  forged datagrams 'from the twin' to the server: {forged}; the twin answered "
+        f"{twin_counters.get('datagrams_answered')} of the server's replies and refused "
+        f"{twin_counters.get('refusals', {}).get('udp-loop')} as udp-loop"
+    )
     print(f"  errors seen by peers: {counts['errors']} {tally.errors[:5]}")
-    print(f"  server counters: messages {counters.get('messages_answered')}, datagrams "
-          f"{counters.get('datagrams_answered')}, open at end "
-          f"{counters.get('connections_open')}, total {counters.get('connections_total')}")
+    print(
+        f"  server counters: messages {counters.get('messages_answered')}, datagrams "
+        f"{counters.get('datagrams_answered')}, open at end "
+        f"{counters.get('connections_open')}, total {counters.get('connections_total')}"
+    )
     print(f"  refusals: {json.dumps(counters.get('refusals', {}), sort_keys=True)}")
     print(f"  file descriptors: start {start['fds']}, end {end['fds']}")
     print(f"  RSS: start {start['rss']:.1f} MB, end {end['rss']:.1f} MB")
@@ -503,8 +545,9 @@ def run_mixed(twist: str, seconds: float) -> int:
 
 
 def run_churn(twist: str, cycles: int) -> int:
-    server = Server(twist, ["--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp",
-                            "--framing", "line"])
+    server = Server(
+        twist, ["--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp", "--framing", "line"]
+    )
     port = server.port("tcp")
     tally = Tally()
     for cycle in range(200):
@@ -514,9 +557,11 @@ def run_churn(twist: str, cycles: int) -> int:
     started = time.monotonic()
     threads = []
     for worker in range(4):
+
         def work(worker: int = worker) -> None:
             for cycle in range(worker, cycles, 4):
                 churn_once(port, f"127.0.1.{worker + 1}", cycle, tally)
+
         threads.append(threading.Thread(target=work))
     for thread in threads:
         thread.start()
@@ -528,12 +573,16 @@ def run_churn(twist: str, cycles: int) -> int:
         time.sleep(0.2)
     end = (server.fds(), server.rss_mb())
     code, counters = server.stop()
-    print(f"churn: {cycles} cycles in {elapsed:.1f} s ({cycles / elapsed:.0f}/s), "
-          f"{tally.counts['churn reset']} reset mid-reply, errors {tally.counts['errors']} "
-          f"{tally.errors[:3]}")
+    print(
+        f"churn: {cycles} cycles in {elapsed:.1f} s ({cycles / elapsed:.0f}/s), "
+        f"{tally.counts['churn reset']} reset mid-reply, errors {tally.counts['errors']} "
+        f"{tally.errors[:3]}"
+    )
     print(f"  file descriptors: {start[0]} -> {end[0]}; RSS {start[1]:.1f} -> {end[1]:.1f} MB")
-    print(f"  server: connections total {counters.get('connections_total')}, open at end "
-          f"{counters.get('connections_open')}, refusals {counters.get('refusals')}")
+    print(
+        f"  server: connections total {counters.get('connections_total')}, open at end "
+        f"{counters.get('connections_open')}, refusals {counters.get('refusals')}"
+    )
     print(f"  log events: {dict(server.log_summary())}")
     print(f"  unexpected log lines: {len(server.bad_log_lines())}; exit status {code}")
     return 1 if tally.counts["errors"] or end[0] != start[0] else 0
@@ -546,8 +595,18 @@ def run_push(twist: str, gigabytes: float) -> int:
     (the whole amount goes through with flat memory).
     """
     total = int(gigabytes * (1 << 30))
-    server = Server(twist, ["--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp",
-                            "--framing", "line", "--write-timeout", "0"])
+    server = Server(
+        twist,
+        [
+            "--listen",
+            f"tcp:0:interface={LOOPBACK}",
+            "--no-udp",
+            "--framing",
+            "line",
+            "--write-timeout",
+            "0",
+        ],
+    )
     port = server.port("tcp")
     chunk = b"x\n" * 32768
     before = server.rss_mb()
@@ -562,16 +621,20 @@ def run_push(twist: str, gigabytes: float) -> int:
         except TimeoutError:
             pass
         peak = server.rss_mb()
-        print(f"push without reading: server stopped reading after {sent / 1e6:.1f} MB of "
-              f"the {total / 1e9:.2f} GB; RSS {before:.1f} -> {peak:.1f} MB")
+        print(
+            f"push without reading: server stopped reading after {sent / 1e6:.1f} MB of "
+            f"the {total / 1e9:.2f} GB; RSS {before:.1f} -> {peak:.1f} MB"
+        )
     time.sleep(1)
     before_through = server.rss_mb()
     peak_through = before_through
     received = [0]
     with connect(port) as sock:
+
         def reader() -> None:
             while data := sock.recv(1 << 20):
                 received[0] += len(data)
+
         thread = threading.Thread(target=reader)
         thread.start()
         started = time.monotonic()
@@ -584,8 +647,10 @@ def run_push(twist: str, gigabytes: float) -> int:
         sock.shutdown(socket.SHUT_WR)
         thread.join(120)
         elapsed = time.monotonic() - started
-    print(f"push while reading: {sent / 1e9:.2f} GB in, {received[0] / 1e9:.2f} GB of replies "
-          f"out in {elapsed:.1f} s; RSS {before_through:.1f} -> peak {peak_through:.1f} MB")
+    print(
+        f"push while reading: {sent / 1e9:.2f} GB in, {received[0] / 1e9:.2f} GB of replies "
+        f"out in {elapsed:.1f} s; RSS {before_through:.1f} -> peak {peak_through:.1f} MB"
+    )
     code, counters = server.stop()
     print(f"  messages answered {counters.get('messages_answered')}, exit status {code}")
     return 0
@@ -595,10 +660,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--twist", default=str(Path(sys.executable).parent / "twist"))
-    parser.add_argument("--churn", type=int, default=0,
-                        help="run N connect/close cycles instead of the mixed load")
-    parser.add_argument("--push-gb", type=float, default=0.0,
-                        help="push this many GB from one peer instead of the mixed load")
+    parser.add_argument(
+        "--churn", type=int, default=0, help="run N connect/close cycles instead of the mixed load"
+    )
+    parser.add_argument(
+        "--push-gb",
+        type=float,
+        default=0.0,
+        help="push this many GB from one peer instead of the mixed load",
+    )
     options = parser.parse_args()
     if options.churn:
         return run_churn(options.twist, options.churn)

@@ -136,8 +136,14 @@ class ProcessClock(Clock):
         self.spawned: list[tuple[Any, list[str], dict[int, Any], FakeProcess]] = []
         self.stopped = False
 
-    def spawnProcess(self, protocol: Any, executable: str, args: list[str],
-                     env: dict[str, str], childFDs: dict[int, Any]) -> FakeProcess:
+    def spawnProcess(
+        self,
+        protocol: Any,
+        executable: str,
+        args: list[str],
+        env: dict[str, str],
+        childFDs: dict[int, Any],
+    ) -> FakeProcess:
         process = FakeProcess(1000 + len(self.spawned))
         self.spawned.append((protocol, args, childFDs, process))
         return process
@@ -151,8 +157,13 @@ def pool() -> Any:
     sockets = SharedSockets([f"tcp:0:interface={LOOPBACK}"], [(LOOPBACK, 0)], "seed", 2)
     sockets.startService()
     clock = ProcessClock()
-    template = WorkerSpec(index=0, config={}, framing="seed",
-                          listen=[f"tcp:0:interface={LOOPBACK}"], udp=[(LOOPBACK, 0)])
+    template = WorkerSpec(
+        index=0,
+        config={},
+        framing="seed",
+        listen=[f"tcp:0:interface={LOOPBACK}"],
+        udp=[(LOOPBACK, 0)],
+    )
     pool = WorkerPool(2, template, sockets, clock, stop_timeout=15)
     yield pool, clock, sockets
     sockets.stopService()
@@ -230,8 +241,15 @@ def test_stop_terms_every_worker_then_kills_stragglers(pool: Any) -> None:
 def test_spec_survives_the_command_line() -> None:
     from dataclasses import asdict
 
-    spec = WorkerSpec(index=1, config=asdict(ServerConfig(delay=0.5)), framing="line",
-                      listen=["tcp:0"], udp=[("::1", 0)], fds=[4, 5], reactor="x")
+    spec = WorkerSpec(
+        index=1,
+        config=asdict(ServerConfig(delay=0.5)),
+        framing="line",
+        listen=["tcp:0"],
+        udp=[("::1", 0)],
+        fds=[4, 5],
+        reactor="x",
+    )
     assert WorkerSpec.from_json(spec.to_json()) == spec
     assert ServerConfig(**WorkerSpec.from_json(spec.to_json()).config).delay == 0.5
 
@@ -240,11 +258,21 @@ def test_spec_survives_the_command_line() -> None:
 
 
 def start_workers(twist_net: Any, *extra: str) -> Any:
-    server = twist_net(["--workers", "2", "--listen", f"tcp:0:interface={LOOPBACK}",
-                        "--udp", f"{LOOPBACK}:0", *extra])
+    server = twist_net(
+        [
+            "--workers",
+            "2",
+            "--listen",
+            f"tcp:0:interface={LOOPBACK}",
+            "--udp",
+            f"{LOOPBACK}:0",
+            *extra,
+        ]
+    )
     for index in (0, 1):
-        server.wait_for(lambda e, i=index: e.get("event") == "worker_started"
-                        and e.get("worker") == i)
+        server.wait_for(
+            lambda e, i=index: e.get("event") == "worker_started" and e.get("worker") == i
+        )
     return server
 
 
@@ -287,10 +315,12 @@ def test_two_workers_answer_tcp_and_udp_and_share_connections(twist_net: Any) ->
         client.settimeout(5)
         client.sendto(b"Sarah", (LOOPBACK, server.udp_port))
         assert client.recv(100) == b"Hello, Sarah!"
-    server.wait_for(lambda e: sum(1 for x in list(server.events)
-                                  if x.get("event") == "connection_closed") >= 50)
-    served = Counter(e["worker_pid"] for e in list(server.events)
-                     if e.get("event") == "connection_opened")
+    server.wait_for(
+        lambda e: sum(1 for x in list(server.events) if x.get("event") == "connection_closed") >= 50
+    )
+    served = Counter(
+        e["worker_pid"] for e in list(server.events) if e.get("event") == "connection_opened"
+    )
     assert sum(served.values()) == 50
     assert set(served) == worker_pids(server)
     assert len(served) == 2
@@ -315,8 +345,9 @@ def test_sigterm_drains_and_stops_every_worker(twist_net: Any) -> None:
     assert wait_gone(pids, timeout=1) == set()
     stopped = [e for e in server.events if e.get("event") == "worker_stopped"]
     assert sorted(e["status"] for e in stopped) == ["exit status 0", "exit status 0"]
-    assert not [e for e in server.events if e.get("log_level", {}).get("name") in
-                ("error", "critical")]
+    assert not [
+        e for e in server.events if e.get("log_level", {}).get("name") in ("error", "critical")
+    ]
 
 
 def test_killed_worker_is_restarted_and_serves(twist_net: Any) -> None:
@@ -325,13 +356,16 @@ def test_killed_worker_is_restarted_and_serves(twist_net: Any) -> None:
     os.kill(victim, signal.SIGKILL)
     died = server.wait_for(lambda e: e.get("event") == "worker_died")
     assert died["pid"] == victim and "signal 9" in died["status"]
-    reborn = server.wait_for(lambda e: e.get("event") == "worker_started"
-                             and e["worker_pid"] not in (victim,)
-                             and e["worker"] == died["index"])
+    reborn = server.wait_for(
+        lambda e: (
+            e.get("event") == "worker_started"
+            and e["worker_pid"] not in (victim,)
+            and e["worker"] == died["index"]
+        )
+    )
     for number in range(40):
         exchange(server.tcp_port, b"again%d" % number)
-    served = {e["worker_pid"] for e in list(server.events)
-              if e.get("event") == "connection_opened"}
+    served = {e["worker_pid"] for e in list(server.events) if e.get("event") == "connection_opened"}
     assert reborn["worker_pid"] in served
     assert victim not in served
     assert server.stop() in (0, -signal.SIGTERM)
@@ -353,20 +387,30 @@ def test_workers_share_tls_ipv6_and_proxy_endpoints(twist_net: Any, tmp_path: An
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     issued.private_key_pem.write_to_path(str(key))
     issued.cert_chain_pems[0].write_to_path(str(cert))
-    server = twist_net([
-        "--workers", "2", "--no-udp",
-        "--listen", f"ssl:0:interface={LOOPBACK}:privateKey={key}:certKey={cert}",
-        "--listen", "tcp6:0:interface=\\:\\:1",
-        "--listen", f"haproxy:tcp:0:interface={LOOPBACK}",
-    ])
+    server = twist_net(
+        [
+            "--workers",
+            "2",
+            "--no-udp",
+            "--listen",
+            f"ssl:0:interface={LOOPBACK}:privateKey={key}:certKey={cert}",
+            "--listen",
+            "tcp6:0:interface=\\:\\:1",
+            "--listen",
+            f"haproxy:tcp:0:interface={LOOPBACK}",
+        ]
+    )
     for index in (0, 1):
-        server.wait_for(lambda e, i=index: e.get("event") == "worker_started"
-                        and e.get("worker") == i)
+        server.wait_for(
+            lambda e, i=index: e.get("event") == "worker_started" and e.get("worker") == i
+        )
     tls_port, ipv6_port, proxy_port = (port for _, port in server.listening("tcp")[:3])
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    with socket.create_connection((LOOPBACK, tls_port), timeout=5) as raw, \
-            context.wrap_socket(raw, server_hostname="localhost") as client:
+    with (
+        socket.create_connection((LOOPBACK, tls_port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as client,
+    ):
         assert client.recv(100) == b"Welcome!"
         client.sendall(b"Tracy")
         assert client.recv(100) == b"Hello, Tracy!"
@@ -375,8 +419,9 @@ def test_workers_share_tls_ipv6_and_proxy_endpoints(twist_net: Any, tmp_path: An
     with socket.create_connection((LOOPBACK, proxy_port), timeout=5) as client:
         client.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n")
         assert client.recv(100) == b"Welcome!"
-    server.wait_for(lambda e: e.get("event") == "connection_opened"
-                    and e.get("peer") == "203.0.113.7:5555")
+    server.wait_for(
+        lambda e: e.get("event") == "connection_opened" and e.get("peer") == "203.0.113.7:5555"
+    )
     assert server.stop() in (0, -signal.SIGTERM)
 
 

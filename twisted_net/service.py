@@ -58,7 +58,9 @@ class StreamListener(Service):
 
     def startService(self) -> None:
         reactor = GuardedListeningReactor(
-            self.reactor, self.factory.refusals, error_line("server busy"),
+            self.reactor,
+            self.factory.refusals,
+            error_line("server busy"),
             inherited=self.inherited_socket,
         )
         endpoint = server_endpoint(reactor, self.description)

@@ -74,9 +74,7 @@ class RefusalLog:
 
     log = NamedLogger("twisted_net.stats")
 
-    def __init__(
-        self, counters: Counters, clock: IReactorTime, interval: float = 10.0
-    ) -> None:
+    def __init__(self, counters: Counters, clock: IReactorTime, interval: float = 10.0) -> None:
         self.counters = counters
         self.clock = clock
         self.interval = interval

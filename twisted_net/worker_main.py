@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     reactor: Any = installed
     _log_to_supervisor(spec.index)
     if problem:
-        log.warn("Worker {index} runs {reactor}: {problem}", index=spec.index,
-                 reactor=type(reactor).__module__, problem=problem)
+        log.warn(
+            "Worker {index} runs {reactor}: {problem}",
+            index=spec.index,
+            reactor=type(reactor).__module__,
+            problem=problem,
+        )
     from .tap import build_service
 
     service = build_service(

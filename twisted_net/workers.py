@@ -105,12 +105,12 @@ class _ListenRecorder:
         self.description = description
         self.request: ListenRequest | None = None
 
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50,
-                  interface: str = "") -> None:
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> None:
         self.request = ListenRequest(socket.SOCK_STREAM, interface, port, backlog)
 
-    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50,
-                  interface: str = "") -> None:
+    def listenSSL(
+        self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
+    ) -> None:
         self.listenTCP(port, factory, backlog, interface)
 
     def __getattr__(self, name: str) -> Any:
@@ -197,8 +197,9 @@ class SharedSockets(Service):
 
     log = NamedLogger("twisted_net.workers")
 
-    def __init__(self, listen: list[str], udp: list[tuple[str, int]], framing: str,
-                 count: int) -> None:
+    def __init__(
+        self, listen: list[str], udp: list[tuple[str, int]], framing: str, count: int
+    ) -> None:
         self.listen = listen
         self.udp = udp
         self.framing = framing
@@ -320,8 +321,9 @@ class _WorkerProcess(ProcessProtocol):
         try:
             event = eventFromJSON(line.decode("utf-8"))
         except ValueError:
-            self.pool.log.warn("Worker {index}: {line}", index=self.index,
-                               line=line.decode("utf-8", "replace"))
+            self.pool.log.warn(
+                "Worker {index}: {line}", index=self.index, line=line.decode("utf-8", "replace")
+            )
             return
         if event.get("event") == "worker_started" and not self.serving:
             self.serving = True
@@ -342,8 +344,14 @@ class WorkerPool(Service):
 
     log = NamedLogger("twisted_net.workers")
 
-    def __init__(self, count: int, template: WorkerSpec, sockets: SharedSockets,
-                 reactor: IReactorProcess, stop_timeout: float) -> None:
+    def __init__(
+        self,
+        count: int,
+        template: WorkerSpec,
+        sockets: SharedSockets,
+        reactor: IReactorProcess,
+        stop_timeout: float,
+    ) -> None:
         self.count = count
         self.template = template
         self.sockets = sockets
@@ -376,14 +384,17 @@ class WorkerPool(Service):
         child_fds: dict[int, int | str] = {0: 0, 1: 1, 2: 2, LOG_FD: "r"}
         for offset, member in enumerate(members):
             child_fds[FIRST_FD + offset] = member.fileno()
-        spec = WorkerSpec(**{**asdict(self.template), "index": index,
-                             "fds": list(range(FIRST_FD, FIRST_FD + len(members)))})
+        spec = WorkerSpec(
+            **{
+                **asdict(self.template),
+                "index": index,
+                "fds": list(range(FIRST_FD, FIRST_FD + len(members))),
+            }
+        )
         args, env = worker_command(spec)
         protocol = _WorkerProcess(self, index)
         self.protocols[index] = protocol
-        process = self.reactor.spawnProcess(
-            protocol, args[0], args, env=env, childFDs=child_fds
-        )
+        process = self.reactor.spawnProcess(protocol, args[0], args, env=env, childFDs=child_fds)
         protocol.pid = process.pid
         self.workers[index] = process
 
@@ -399,8 +410,13 @@ class WorkerPool(Service):
         pid = protocol.pid
         status = _describe_exit(reason)
         if not self.running:
-            self.log.info("Worker {index} (pid {pid}) stopped: {status}",
-                          event="worker_stopped", index=index, pid=pid, status=status)
+            self.log.info(
+                "Worker {index} (pid {pid}) stopped: {status}",
+                event="worker_stopped",
+                index=index,
+                pid=pid,
+                status=status,
+            )
             if not self.protocols:
                 ended, self._ended = self._ended, []
                 for waiter in ended:
@@ -415,7 +431,10 @@ class WorkerPool(Service):
             self.log.critical(
                 "Worker {index} (pid {pid}) ended before serving {times} times ({status}); "
                 "giving up",
-                event="workers_failed", index=index, pid=pid, times=failures + 1,
+                event="workers_failed",
+                index=index,
+                pid=pid,
+                times=failures + 1,
                 status=status,
             )
             self.reactor.stop()
@@ -423,7 +442,11 @@ class WorkerPool(Service):
         delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
         self.log.warn(
             "Worker {index} (pid {pid}) ended unexpectedly: {status}; restarting in {delay}s",
-            event="worker_died", index=index, pid=pid, status=status, delay=delay,
+            event="worker_died",
+            index=index,
+            pid=pid,
+            status=status,
+            delay=delay,
         )
         self._restarts[index] = self.reactor.callLater(delay, self.spawn, index)
 
@@ -435,8 +458,9 @@ class WorkerPool(Service):
         self._restarts.clear()
         if not self.protocols:
             return succeed(None)
-        self.log.info("Stopping {count} workers", event="workers_stopping",
-                      count=len(self.protocols))
+        self.log.info(
+            "Stopping {count} workers", event="workers_stopping", count=len(self.protocols)
+        )
         for process in self.workers.values():
             _signal(process, signal.SIGTERM)
         ended: Deferred[None] = Deferred()
@@ -451,8 +475,12 @@ class WorkerPool(Service):
 
     def _kill_stragglers(self) -> None:
         for index, process in self.workers.items():
-            self.log.warn("Worker {index} (pid {pid}) did not stop in time; killing it",
-                          event="worker_killed", index=index, pid=self.protocols[index].pid)
+            self.log.warn(
+                "Worker {index} (pid {pid}) did not stop in time; killing it",
+                event="worker_killed",
+                index=index,
+                pid=self.protocols[index].pid,
+            )
             _signal(process, signal.SIGKILL)
 
 
@@ -487,9 +515,14 @@ class _Supervisor(MultiService):
             exit(ExitStatus.EX_UNAVAILABLE, f"twist net: error: cannot listen: {error}")
 
 
-def build_supervisor(config: ServerConfig, framing: str, listen: list[str],
-                     udp: list[tuple[str, int]], count: int,
-                     reactor: Any = None) -> MultiService:
+def build_supervisor(
+    config: ServerConfig,
+    framing: str,
+    listen: list[str],
+    udp: list[tuple[str, int]],
+    count: int,
+    reactor: Any = None,
+) -> MultiService:
     """
     The supervisor of C{count} workers that serve C{listen} and C{udp}.
     """
@@ -509,6 +542,7 @@ def build_supervisor(config: ServerConfig, framing: str, listen: list[str],
         reactor=type(reactor).__module__,
         supervisor_pid=os.getpid(),
     )
-    WorkerPool(count, template, sockets, reactor,
-               config.shutdown_timeout + STOP_MARGIN).setServiceParent(supervisor)
+    WorkerPool(
+        count, template, sockets, reactor, config.shutdown_timeout + STOP_MARGIN
+    ).setServiceParent(supervisor)
     return supervisor
