@@ -1,5 +1,5 @@
 """
-Clients of the greeting protocol, as functions that return L{Deferred}s, for
+Clients of the greeting protocol, as functions that return C{Deferred}s, for
 programs that embed them; the C{twisted-net} command is a thin layer over
 them.
 
@@ -467,7 +467,7 @@ def connect_greeting(
     L{GreetingClientProtocol.finish} and wait for its C{done}.
 
     @return: fires with C{protocol} once connected; fails with the
-        connection error, or L{TimeoutError} when the timeout passes first.
+        connection error, or C{TimeoutError} when the timeout passes first.
     """
     connecting: Deferred[GreetingClientProtocol] = connectProtocol(endpoint, protocol)
     if timeout:
@@ -500,7 +500,7 @@ def greet(
     @raise ValueError: for an unknown framing or a name the framing cannot
         send (empty in C{seed}, a line ending in C{line}, C{exit}).
     @raise TypeError: when C{names} are not C{bytes} (C{"names must be bytes,
-        not str"}): like the L{ValueError}s, raised at once, before any
+        not str"}): like the C{ValueError}s, raised at once, before any
         connection, as these are mistakes of the calling program, not
         failures of the conversation.
     """

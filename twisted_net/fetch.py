@@ -3,7 +3,7 @@ The tutorial's HTTP client, on Twisted: C{GET} a URL over http or https with
 C{Connection: close}, and read until the server closes.
 
 L{fetch} parses the response with Twisted's own HTTP client
-(L{twisted.web.client.Agent}), so chunked bodies are decoded; L{fetch_raw}
+(C{twisted.web.client.Agent}), so chunked bodies are decoded; L{fetch_raw}
 sends the tutorial's request bytes as written and hands back every byte
 received, untouched.  Both stream the body (to a file object, or collect it)
 and give up after C{timeout} seconds without progress.

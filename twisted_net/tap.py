@@ -213,6 +213,10 @@ class Options(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()
+        # usage.Options prints opt_* docstrings as they are; on Python < 3.13
+        # their indentation would show up as runs of spaces in --help.
+        for name in ("listen", "udp"):
+            self.docs[name] = " ".join(self.docs[name].split())
         self["listen"] = []
         self["udp"] = []
         self._refused = False
@@ -312,12 +316,6 @@ def _logs_info(options: usage.Options) -> bool:
     if level not in levels:
         return True
     return levels.index(level) <= levels.index(LogLevel.info)
-
-
-# usage.Options prints opt_* docstrings as they are; on Python < 3.13 their
-# indentation would show up as runs of spaces in --help.
-for _option in (Options.opt_listen, Options.opt_udp):
-    _option.__doc__ = " ".join((_option.__doc__ or "").split())
 
 
 class _ExitOnListenFailure(NetService):
