@@ -114,7 +114,12 @@ def make_transport(room: int = 1 << 30) -> tuple[WriteThroughServer, FakeSocket,
     sock = FakeSocket(room)
     reactor = FakeReactor()
     transport = WriteThroughServer(
-        sock, Protocol(), ("127.0.0.1", 5555), None, 1, reactor  # type: ignore[arg-type]
+        sock,
+        Protocol(),
+        ("127.0.0.1", 5555),
+        None,
+        1,
+        reactor,  # type: ignore[arg-type]
     )
     return transport, sock, reactor
 

@@ -2,7 +2,7 @@
 Listening TCP ports that survive running out of file descriptors.
 
 When C{accept(2)} fails with C{EMFILE} or C{ENFILE}, Twisted's own
-L{twisted.internet.tcp.Port} either closes the waiting connections through
+C{twisted.internet.tcp.Port} either closes the waiting connections through
 one process-wide reserve descriptor, logging one line per connection, or (for
 C{ENFILE}, C{ENOBUFS}, C{ENOMEM}, or when the reserve is gone) logs and
 returns while the listening socket stays readable, so the reactor calls it
@@ -67,7 +67,7 @@ def _server_transport(reactor: Any) -> type[tcp.Server]:
 
 class GuardedPort(tcp.Port):
     """
-    A L{tcp.Port} whose accept loop turns descriptor and memory exhaustion
+    A C{tcp.Port} whose accept loop turns descriptor and memory exhaustion
     into counted C{server busy} refusals and a short pause, never a busy
     loop.
 
@@ -144,13 +144,11 @@ class GuardedPort(tcp.Port):
 
     def _serve(self, client: socket.socket, address: Any) -> None:
         """
-        Hand one accepted socket to a protocol, as L{tcp.Port.doRead} does.
+        Hand one accepted socket to a protocol, as C{tcp.Port.doRead} does.
         """
         try:
             if len(address) == 4:
-                host = socket.getnameinfo(
-                    address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
-                )
+                host = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
                 address = (host[0], *address[1:])
             port: Any = self
             protocol: Any = port.factory.buildProtocol(port._buildAddr(address))
@@ -225,14 +223,19 @@ class GuardedPort(tcp.Port):
 
 class GuardedListeningReactor:
     """
-    A view of a reactor for L{twisted.internet.endpoints.serverFromString}
+    A view of a reactor for C{twisted.internet.endpoints.serverFromString}
     whose C{listenTCP} and C{listenSSL} make L{GuardedPort}s; everything
     else (UNIX sockets, adopted systemd sockets, timers) is the reactor's
     own.
     """
 
-    def __init__(self, reactor: Any, refusals: RefusalLog, busy_line: bytes,
-                 inherited: socket.socket | None = None) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        refusals: RefusalLog,
+        busy_line: bytes,
+        inherited: socket.socket | None = None,
+    ) -> None:
         self._reactor = reactor
         self._refusals = refusals
         self._busy_line = busy_line
@@ -241,11 +244,17 @@ class GuardedListeningReactor:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reactor, name)
 
-    def _listen(self, port: int, factory: Any, backlog: int, interface: str,
-                busy_line: bytes | None) -> GuardedPort:
+    def _listen(
+        self, port: int, factory: Any, backlog: int, interface: str, busy_line: bytes | None
+    ) -> GuardedPort:
         listening = GuardedPort(
-            port, factory, backlog, interface, self._reactor,
-            refusals=self._refusals, busy_line=busy_line,
+            port,
+            factory,
+            backlog,
+            interface,
+            self._reactor,
+            refusals=self._refusals,
+            busy_line=busy_line,
         )
         listening.transport = _server_transport(self._reactor)
         if self._inherited is not None:
@@ -255,12 +264,14 @@ class GuardedListeningReactor:
         listening.startListening()
         return listening
 
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50,
-                  interface: str = "") -> GuardedPort:
+    def listenTCP(
+        self, port: int, factory: Any, backlog: int = 50, interface: str = ""
+    ) -> GuardedPort:
         return self._listen(port, factory, backlog, interface, self._busy_line)
 
-    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50,
-                  interface: str = "") -> GuardedPort:
+    def listenSSL(
+        self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
+    ) -> GuardedPort:
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
         wrapped = TLSMemoryBIOFactory(contextFactory, False, factory)

@@ -113,9 +113,7 @@ class TokenBuckets:
     def _forget_idle(self, now: float) -> None:
         refill = self.burst / self.rate
         self._buckets = {
-            host: bucket
-            for host, bucket in self._buckets.items()
-            if now - bucket[1] < refill
+            host: bucket for host, bucket in self._buckets.items() if now - bucket[1] < refill
         }
         if len(self._buckets) >= self.max_hosts:
             self._buckets.clear()
@@ -157,7 +155,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
 
     def for_another_port(self) -> GreetingDatagramProtocol:
         """
-        A protocol for one more UDP port (a L{DatagramProtocol} serves one
+        A protocol for one more UDP port (a C{DatagramProtocol} serves one
         port only), sharing this one's config, counters, refusal log and
         rate buckets, so that a source's rate is counted across all ports.
         """

@@ -1,7 +1,7 @@
 """
 A lean epoll reactor for small-message servers (C{twist --reactor netepoll}).
 
-It is Twisted's own L{EPollReactor} with two costs removed from the
+It is Twisted's own C{EPollReactor} with two costs removed from the
 per-message path, both measured on this project's greeting server:
 
   - B{write-through}: Twisted's TCP C{transport.write} only buffers and asks
@@ -64,7 +64,7 @@ class WriteThroughServer(tcp.Server):
     A server-side TCP transport whose writes are sent by the reactor at the
     end of the current iteration, without a round through epoll.
 
-    Only the C{startWriting} of L{twisted.internet.abstract.FileDescriptor.write}
+    Only the C{startWriting} of C{twisted.internet.abstract.FileDescriptor.write}
     changes: a transport with nothing queued is put on its reactor's flush
     list instead of being registered as an epoll writer.  Writes through a
     C{startTLS} layer, writes to a transport with bytes already queued (it
@@ -155,7 +155,7 @@ class WriteThroughServer(tcp.Server):
     def doRead(self) -> object:  # type: ignore[override]
         """
         Read what the peer sent and give it to the protocol, as
-        L{tcp.Connection.doRead} does.
+        C{tcp.Connection.doRead} does.
         """
         try:
             data = self.socket.recv(self.bufferSize)
@@ -274,7 +274,7 @@ class WriteThroughPort(tcp.Port):
 
 class NetReactor(EPollReactor):
     """
-    L{EPollReactor} with write-through TCP server transports and direct
+    C{EPollReactor} with write-through TCP server transports and direct
     event dispatch.
     """
 

@@ -43,13 +43,13 @@ def accepter(listener: socket.socket) -> Callable[[], tuple[socket.socket, Any]]
 class LeanDatagramPort(udp.Port):
     """
     A UDP port whose read loop looks up what it needs once per wakeup
-    instead of once per datagram; otherwise L{udp.Port}, errors included.
+    instead of once per datagram; otherwise C{udp.Port}, errors included.
     """
 
     def doRead(self) -> None:
         """
         Read datagrams until the socket is empty or C{maxThroughput} bytes
-        were read, giving each to the protocol, as L{udp.Port.doRead} does.
+        were read, giving each to the protocol, as C{udp.Port.doRead} does.
         """
         receive = self.socket.recvfrom
         size = self.maxPacketSize

@@ -330,12 +330,7 @@ class SeedProtocol(GreetingProtocol):
         factory.counters.bytes_in += len(data)
         self.last_activity = factory.now
         config = factory.config
-        if (
-            b"\n" in data
-            or len(data) > config.max_message
-            or is_exit(data)
-            or config.log_messages
-        ):
+        if b"\n" in data or len(data) > config.max_message or is_exit(data) or config.log_messages:
             self._answer_each(split_seed_read(data))
             return
         # The tutorial's case, one read holding one ordinary message, is
