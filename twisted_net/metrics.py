@@ -31,6 +31,7 @@ from twisted.web.server import Request, Site
 
 from .address import format_address
 from .logs import NamedLogger
+from .service import listen_at_once, stop_listening
 from .stats import LATENCY_BOUNDS, Counters
 
 __all__ = [
@@ -216,14 +217,8 @@ class MetricsService(Service):
 
     def startService(self) -> None:
         endpoint = serverFromString(self.reactor, self.description)
-        result: list[Any] = []
-        endpoint.listen(metrics_site(self.counters)).addBoth(result.append)
-        if not result:
-            raise RuntimeError(f"{self.description} did not start listening at once")
-        outcome = result[0]
-        if not IListeningPort.providedBy(outcome):
-            outcome.raiseException()
-        self.port = outcome
+        site = metrics_site(self.counters)
+        self.port = outcome = listen_at_once(endpoint, site, self.description)
         super().startService()
         self.log.info(
             "Serving metrics on {endpoint} at http://{address}/metrics",
@@ -238,4 +233,4 @@ class MetricsService(Service):
         port, self.port = self.port, None
         if port is None:
             return None
-        return port.stopListening()
+        return stop_listening(port)

@@ -10,7 +10,13 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IListeningPort, IReactorUDP
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorUDP,
+    IStreamServerEndpoint,
+)
 
 from .accepting import GuardedListeningReactor
 from .address import format_address
@@ -24,7 +30,29 @@ from .stream import GreetingFactory
 __all__ = ["DatagramListener", "NetService", "StreamListener"]
 
 
-def _stop_listening(port: Any) -> Deferred[None]:
+def listen_at_once(
+    endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
+) -> IListeningPort:
+    """
+    Listen on C{endpoint} and return the port, for endpoints that listen
+    synchronously (all of Twisted's own do), so that a failure to listen
+    surfaces in C{startService} as an exception.
+
+    @raise CannotListenError: when the endpoint does not listen at once.
+    @raise Exception: whatever the endpoint failed with.
+    """
+    result: list[Any] = []
+    endpoint.listen(factory).addBoth(result.append)
+    if not result:
+        raise CannotListenError(None, description, "the endpoint did not listen at once")
+    outcome = result[0]
+    if not IListeningPort.providedBy(outcome):
+        outcome.raiseException()
+    listening: IListeningPort = outcome
+    return listening
+
+
+def stop_listening(port: Any) -> Deferred[None]:
     """
     Stop a listening port (TCP or UDP), as a Deferred whatever it returns.
     """
@@ -64,14 +92,7 @@ class StreamListener(Service):
             inherited=self.inherited_socket,
         )
         endpoint = server_endpoint(reactor, self.description)
-        result: list[Any] = []
-        endpoint.listen(self.factory).addBoth(result.append)
-        if not result:
-            raise RuntimeError(f"{self.description} did not start listening at once")
-        outcome = result[0]
-        if not IListeningPort.providedBy(outcome):
-            outcome.raiseException()
-        self.port = outcome
+        self.port = outcome = listen_at_once(endpoint, self.factory, self.description)
         super().startService()
         self.log.info(
             "Listening on {endpoint} (TCP, {framing} framing) at {address}",
@@ -87,7 +108,7 @@ class StreamListener(Service):
         port, self.port = self.port, None
         if port is None:
             return None
-        return _stop_listening(port)
+        return stop_listening(port)
 
 
 class DatagramListener(Service):
@@ -141,7 +162,7 @@ class DatagramListener(Service):
         port, self.port = self.port, None
         if port is None:
             return None
-        return _stop_listening(port)
+        return stop_listening(port)
 
 
 class NetService(MultiService):
