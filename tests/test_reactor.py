@@ -491,3 +491,22 @@ def test_twist_with_another_reactor_keeps_it(twist_net: Any) -> None:
     with socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) as client:
         assert client.recv(100) == b"Welcome!"
     assert server.stop() in (0, -15)
+
+
+@pytest.mark.parametrize("handler", ["sigTerm", "sigInt"])
+def test_second_stop_signal_is_ignored(handler: str) -> None:
+    """
+    A second SIGTERM or Ctrl-C while the server is draining queues no
+    second C{stop} (which would log a critical C{ReactorNotRunning}), and
+    the signal is still recorded for C{twist} to re-raise.
+    """
+    reactor = NetReactor()
+    queued: list[object] = []
+    reactor.callFromThread = lambda f, *a, **k: queued.append(f)  # type: ignore[method-assign]
+    try:
+        getattr(reactor, handler)(15)
+        getattr(reactor, handler)(15)
+        assert queued == [reactor.stop]
+        assert reactor._exitSignal == 15
+    finally:
+        reactor._poller.close()

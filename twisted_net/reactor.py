@@ -278,9 +278,29 @@ class NetReactor(EPollReactor):
     event dispatch.
     """
 
+    _stop_signalled = False
+
     def __init__(self) -> None:
         self._unflushed: list[WriteThroughServer] = []
         super().__init__()
+
+    def sigInt(self, number: int, frame: Any = None) -> None:
+        """
+        Stop on the first Ctrl-C; a second one while the server drains is
+        ignored (Twisted's own handler would call C{stop} twice and log a
+        critical C{ReactorNotRunning}).
+        """
+        if not self._stop_signalled:
+            self._stop_signalled = True
+            super().sigInt(number, frame)
+
+    def sigTerm(self, number: int, frame: Any = None) -> None:
+        """
+        Stop on the first SIGTERM; later ones are ignored, as in L{sigInt}.
+        """
+        if not self._stop_signalled:
+            self._stop_signalled = True
+            super().sigTerm(number, frame)
 
     def listenTCP(
         self, port: int, factory: Any, backlog: int = 50, interface: str = ""
