@@ -20,8 +20,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import CollectorRegistry
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.web import http
@@ -31,7 +29,7 @@ from twisted.web.server import Request, Site
 
 from .address import format_address
 from .logs import NamedLogger
-from .service import listen_at_once, stop_listening
+from .service import ListeningService, listen_at_once
 from .stats import LATENCY_BOUNDS, Counters
 
 __all__ = [
@@ -200,7 +198,7 @@ class _Index(Resource):
         return b"twisted-net: metrics at /metrics\n"
 
 
-class MetricsService(Service):
+class MetricsService(ListeningService):
     """
     Serve the metrics site on a Twisted server endpoint string (such as
     C{tcp:9100:interface=127.0.0.1}); like the TCP listeners, listening
@@ -227,10 +225,3 @@ class MetricsService(Service):
             endpoint=self.description,
             address=format_address(outcome.getHost()),
         )
-
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()
-        port, self.port = self.port, None
-        if port is None:
-            return None
-        return stop_listening(port)

@@ -27,7 +27,14 @@ from .logs import NamedLogger
 from .proxy import server_endpoint
 from .stream import GreetingFactory
 
-__all__ = ["DatagramListener", "NetService", "StreamListener"]
+__all__ = [
+    "DatagramListener",
+    "ListeningService",
+    "NetService",
+    "StreamListener",
+    "listen_at_once",
+    "stop_listening",
+]
 
 
 def listen_at_once(
@@ -60,7 +67,23 @@ def stop_listening(port: Any) -> Deferred[None]:
     return stopped
 
 
-class StreamListener(Service):
+class ListeningService(Service):
+    """
+    A service that owns one listening port (C{port}, set by C{startService})
+    and stops listening when it stops.
+    """
+
+    port: Any = None
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        port, self.port = self.port, None
+        if port is None:
+            return None
+        return stop_listening(port)
+
+
+class StreamListener(ListeningService):
     """
     Listen on one Twisted server endpoint string (C{tcp:}, C{tcp6:},
     C{ssl:}, C{unix:}, C{systemd:}, C{haproxy:}, ...) and log the address
@@ -103,15 +126,8 @@ class StreamListener(Service):
             address=format_address(outcome.getHost()),
         )
 
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()
-        port, self.port = self.port, None
-        if port is None:
-            return None
-        return stop_listening(port)
 
-
-class DatagramListener(Service):
+class DatagramListener(ListeningService):
     """
     Listen for UDP datagrams on one host and port (IPv4 or IPv6).
 
@@ -156,13 +172,6 @@ class DatagramListener(Service):
             transport="udp",
             address=format_address(self.port.getHost()),
         )
-
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()
-        port, self.port = self.port, None
-        if port is None:
-            return None
-        return stop_listening(port)
 
 
 class NetService(MultiService):
