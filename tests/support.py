@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +17,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 __all__ = ["RunningServer", "installed_script", "start_server"]
+
+
+def ipv6_loopback_usable() -> bool:
+    """
+    Whether this machine can bind ::1 (containers without IPv6 cannot).
+    """
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(not ipv6_loopback_usable(), reason="::1 is not bindable")
+"""Skip a test where ::1 cannot be bound."""
 
 
 def installed_script(name: str) -> str:

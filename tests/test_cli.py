@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from OpenSSL import SSL
 from service_identity import VerificationError
-from support import RunningServer, installed_script
+from support import RunningServer, installed_script, ipv6_loopback_usable
 from twisted.internet import error as net_error
 from twisted.internet.defer import ensureDeferred, fail
 from twisted.internet.testing import MemoryReactorClock
@@ -350,15 +350,6 @@ def test_udp_default_names(server: RunningServer) -> None:
     result = twisted_net("udp", "--connect", f"{LOOPBACK}:{server.udp_port}")
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"Hello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
-
-
-def ipv6_loopback_usable() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 @pytest.mark.skipif(not ipv6_loopback_usable(), reason="::1 is not bindable")

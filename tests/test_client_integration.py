@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from support import needs_ipv6
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
@@ -32,17 +33,6 @@ TIMEOUT = 5.0
 NAMES = [b"Michael", b"Tracy", b"Sarah"]
 EXPECTED = [b"Welcome!", b"Hello, Michael!", b"Hello, Tracy!", b"Hello, Sarah!"]
 
-
-def ipv6_loopback_usable() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-needs_ipv6 = pytest.mark.skipif(not ipv6_loopback_usable(), reason="::1 is not bindable")
 
 FAMILIES = [
     pytest.param("127.0.0.1", "tcp:0:interface=127.0.0.1", "tcp:127.0.0.1:{port}", id="ipv4"),

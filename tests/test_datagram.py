@@ -6,12 +6,12 @@ fake transport and on real sockets on the loopback interface.
 from __future__ import annotations
 
 import errno
-import socket
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 import pytest_twisted
+from support import ipv6_loopback_usable
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks
 from twisted.internet.interfaces import IListeningPort
@@ -243,15 +243,6 @@ class Collector(DatagramProtocol):
 
     def next(self, timeout: float = 5.0) -> Deferred[bytes]:
         return self.received.get().addTimeout(timeout, reactor)
-
-
-def ipv6_loopback_usable() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 @inlineCallbacks

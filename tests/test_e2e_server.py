@@ -13,25 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support import RunningServer, installed_script
+from support import RunningServer, installed_script, needs_ipv6
 
 LOOPBACK = "127.0.0.1"
 TCP_ONLY = ["--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp"]
 BOTH = ["--listen", f"tcp:0:interface={LOOPBACK}", "--udp", f"{LOOPBACK}:0"]
 
 StartServer = Callable[..., RunningServer]
-
-
-def ipv6_loopback_usable() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-needs_ipv6 = pytest.mark.skipif(not ipv6_loopback_usable(), reason="::1 is not bindable")
 
 
 def receive(sock: socket.socket, size: int, timeout: float = 5.0) -> bytes:

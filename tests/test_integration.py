@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from support import needs_ipv6
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import (
@@ -29,17 +30,6 @@ from twisted_net.tap import build_service
 
 TIMEOUT = 5.0
 
-
-def ipv6_loopback_usable() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-needs_ipv6 = pytest.mark.skipif(not ipv6_loopback_usable(), reason="::1 is not bindable")
 
 FAMILIES = [
     pytest.param("127.0.0.1", "tcp:0:interface=127.0.0.1", id="ipv4"),
