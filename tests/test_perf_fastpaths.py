@@ -87,6 +87,8 @@ class FakeReactor:
 
     def __init__(self) -> None:
         self.flush_list: list[WriteThroughServer] = []
+        # NetReactor's flush list, which a transport's write appends to.
+        self._unflushed = self.flush_list
         self.readers: set[Any] = set()
         self.writers: set[Any] = set()
 
@@ -160,7 +162,26 @@ def test_transport_state_is_twisteds_own() -> None:
     assert ours.logPrefix() == twisteds.logPrefix() == f"Recorder,7,{LOOPBACK}"
     assert repr(ours) == repr(twisteds) == "<Recorder #7 on 9999>"
     made = {"_logstr", "_repstr"}
-    assert set(vars(ours)) - made == set(vars(twisteds)) - {"logstr", "repstr"}
+    # Class attributes of Twisted's that the lean transport copies into the
+    # instance (they are read on every message), with Twisted's values, and
+    # the descriptor it reads and writes.
+    copied = {
+        "dataBuffer",
+        "offset",
+        "bufferSize",
+        "TLS",
+        "disconnecting",
+        "producerPaused",
+        "_aborting",
+        "_writeDisconnecting",
+        "_writeDisconnected",
+    }
+    for name in copied:
+        assert name not in vars(twisteds)
+        assert getattr(ours, name) == getattr(twisteds, name), name
+    assert ours.descriptor == ours.socket.fileno()
+    own = made | copied | {"descriptor", "_flush_queued"}
+    assert set(vars(ours)) - own == set(vars(twisteds)) - {"logstr", "repstr"}
     ours.connectionLost(Failure(twisted_main.CONNECTION_DONE))
     assert ours.logPrefix() == f"Recorder,7,{LOOPBACK}"
     ours.repstr = "<set by _fromConnectedSocket>"

@@ -72,6 +72,8 @@ class FakeReactor:
 
     def __init__(self) -> None:
         self.flush_list: list[WriteThroughServer] = []
+        # NetReactor's flush list, which a transport's write appends to.
+        self._unflushed = self.flush_list
         self.writers: set[Any] = set()
         self.readers: set[Any] = set()
         self.later: list[Any] = []

@@ -29,7 +29,17 @@ from zope.interface import implementer
 
 from .address import format_address, peer_host
 from .config import ServerConfig
-from .hello import GREETING, LINE_END, error_line, is_exit, reply, split_seed_read
+from .hello import (
+    EXIT,
+    GREETING,
+    LINE_END,
+    LINE_FEED,
+    REPLY_TEMPLATE,
+    error_line,
+    is_exit,
+    reply,
+    split_seed_read,
+)
 from .logs import NamedLogger
 from .stats import Counters, RefusalLog
 
@@ -87,6 +97,9 @@ class GreetingProtocol(Protocol):
     # Session life cycle ---------------------------------------------------
 
     def connectionMade(self) -> None:
+        # An instance attribute, read on every message: see
+        # WriteThroughServer.__init__ in twisted_net.reactor for why.
+        self._closing = False
         factory = self.factory
         address = self.transport.getPeer()  # type: ignore[union-attr]
         self.peer = format_address(address)
@@ -327,14 +340,23 @@ class SeedProtocol(GreetingProtocol):
         if self._closing:
             return
         factory = self.factory
-        factory.counters.bytes_in += len(data)
         self.last_activity = factory.now
+        counters = factory.counters
+        counters.bytes_in += len(data)
+        if len(data) <= factory.immediate_limit and LINE_FEED not in data and data != EXIT:
+            # The tutorial's case, one read holding one ordinary message,
+            # answered at once (no --delay, no message logging): what send()
+            # and reply() do, inlined, since every message of every
+            # connection comes through here.
+            payload = REPLY_TEMPLATE % data
+            counters.messages_answered += 1
+            counters.bytes_out += len(payload)
+            self.transport.write(payload)  # type: ignore[union-attr]
+            return
         config = factory.config
-        if b"\n" in data or len(data) > config.max_message or is_exit(data) or config.log_messages:
+        if LINE_FEED in data or len(data) > config.max_message or is_exit(data) or config.log_messages:
             self._answer_each(split_seed_read(data))
             return
-        # The tutorial's case, one read holding one ordinary message, is
-        # answered without first cutting the read into a list of messages.
         self.send(reply(data), 1)
 
     def _answer_each(self, messages: list[tuple[bytes, bytes]]) -> None:
@@ -387,7 +409,7 @@ class LineProtocol(GreetingProtocol):
 
     def _take(self, data: bytes) -> None:
         limit = self.factory.config.max_message
-        if b"\n" not in data:
+        if LINE_FEED not in data:
             length = self._partial_length + len(data)
             if length > limit + 1:
                 self._too_long([], limit)
@@ -497,12 +519,17 @@ class GreetingFactory(Factory):
     Builds greeting sessions and enforces what they share: connection caps,
     the watchdog, counters, and a graceful drain on stop.
 
-    @ivar config: the limits and behaviour (L{ServerConfig}).
     @ivar counters: running totals, shared with the UDP side if wanted.
     @ivar sessions: the admitted connections now open.
     @ivar now: a coarse clock (seconds), advanced by the watchdog; cheap to
         read on the per-message path.
+    @ivar immediate_limit: the longest message answered on the protocols'
+        fast path (at once, unlogged): C{config.max_message}, or -1 when
+        C{config} delays or logs messages.  Follows C{config}.
     """
+
+    _config: ServerConfig
+    immediate_limit: int
 
     log = NamedLogger("twisted_net.stream")
     noisy = False
@@ -534,6 +561,19 @@ class GreetingFactory(Factory):
         self.draining = False
         self._watchdog = Watchdog(self)
         self._closed_waiters: list[Deferred[None]] = []
+
+    @property
+    def config(self) -> ServerConfig:
+        """
+        The limits and behaviour of every connection (L{ServerConfig}).
+        """
+        return self._config
+
+    @config.setter
+    def config(self, config: ServerConfig) -> None:
+        self._config = config
+        immediate = config.delay <= 0 and not config.log_messages
+        self.immediate_limit = config.max_message if immediate else -1
 
     def startFactory(self) -> None:
         self.draining = False
