@@ -356,18 +356,37 @@ def seed_session(config: ServerConfig) -> tuple[SeedProtocol, StringTransport]:
 
 _READS = st.one_of(
     st.binary(max_size=12),
-    st.sampled_from([b"exit", b"exit\n", b"Mi\nexit", b"Michael Jordan", b"Mi\r\nJo"]),
+    st.lists(st.sampled_from([b"a", b"Mi", b"", b"exit", b"\r", b"\n", b"\n", b"Sarah"])).map(
+        b"".join
+    ),
+    st.sampled_from(
+        [
+            b"exit",
+            b"exit\n",
+            b"Mi\nexit",
+            b"Michael Jordan",
+            b"Mi\r\nJo",
+            b"Mi\nJo\n",
+            b"a\n\nb\n",
+            b"Mi\nexit\nJo\n",
+            b"\n",
+            b"Mi\r\n",
+        ]
+    ),
 )
 
 
-@given(st.lists(_READS, min_size=1, max_size=4))
-def test_one_message_shortcut_answers_as_the_general_path(reads: list[bytes]) -> None:
+@given(st.lists(_READS, min_size=1, max_size=4), st.sampled_from([6, 64]))
+def test_one_message_shortcut_answers_as_the_general_path(
+    reads: list[bytes], max_message: int
+) -> None:
     """
-    Whatever the reads, C{dataReceived} (with its shortcut for a read that
-    is one ordinary message) answers, closes and counts exactly as the
-    general path that cuts every read into messages.
+    Whatever the reads, C{dataReceived} (with its shortcuts for a read that
+    is one ordinary message and for a read of whole lines) answers, closes
+    and counts exactly as the general path that cuts every read into
+    messages.
     """
-    config = ServerConfig(max_message=6, max_per_peer=0)
+    config = ServerConfig(max_message=max_message, max_per_peer=0)
     fast, fast_transport = seed_session(config)
     general, general_transport = seed_session(config)
     for data in reads:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CARRIAGE_RETURN",
     "EXIT",
     "GREETING",
     "LINE_END",
@@ -44,6 +45,9 @@ LINE_FEED: Final = 0x0A
 C{memchr}, while C{b"\\n" in data} first tries its operand as an integer and
 builds (then discards) a C{TypeError}, about nine times slower in CPython:
 it matters on the per-message path."""
+
+CARRIAGE_RETURN: Final = 0x0D
+"""The byte C{\\r}, as an integer (see L{LINE_FEED})."""
 
 REPLY_PREFIX: Final = b"Hello, "
 REPLY_SUFFIX: Final = b"!"

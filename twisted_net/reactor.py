@@ -385,10 +385,9 @@ class NetReactor(EPollReactor):
         """
         transports = self._unflushed
         write = os.write
-        index = 0
-        while index < len(transports):
-            transport = transports[index]
-            index += 1
+        join = b"".join
+        # A list iterator sees what is appended while it runs.
+        for transport in transports:
             transport._flush_queued = False
             if not transport.connected or transport._aborting:
                 continue
@@ -400,15 +399,16 @@ class NetReactor(EPollReactor):
                 or (transport.producer is not None and not transport.streamingProducer)
             ):
                 chunks = transport._tempDataBuffer
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                data = join(chunks)  # the chunk itself when there is one
                 try:
                     sent = write(transport.descriptor, data)
                 except OSError:
                     pass  # EAGAIN, ENOBUFS or a lost connection: see send_queued
                 else:
                     chunks.clear()
+                    size = transport._tempDataLen
                     transport._tempDataLen = 0
-                    if sent != len(data):
+                    if sent != size:
                         transport.dataBuffer = data
                         transport.offset = sent
                         transport.startWriting()
@@ -443,19 +443,18 @@ class NetReactor(EPollReactor):
             if error.errno == errno.EINTR:
                 return
             raise
-        selectables = self._selectables
+        selectables = self._selectables.get
         dispatch = self._doReadOrWrite
         readable = EPOLLIN
         server = WriteThroughServer
         read = os.read
         for fd, event in events:
-            selectable = selectables.get(fd)
+            selectable = selectables(fd)
             if selectable is None:
                 continue
             try:
                 if event == readable:
                     # The common event, dispatched as _doReadOrWrite would.
-                    in_read = False
                     try:
                         if type(selectable) is server:
                             # WriteThroughServer.doRead, inlined: one call
@@ -481,6 +480,7 @@ class NetReactor(EPollReactor):
                         in_read = True
                     except BaseException:
                         why = sys.exc_info()[1]
+                        in_read = False
                         log.err()
                     if why:
                         self._disconnectSelectable(selectable, why, in_read)

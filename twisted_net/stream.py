@@ -30,10 +30,13 @@ from zope.interface import implementer
 from .address import format_address, peer_host
 from .config import ServerConfig
 from .hello import (
+    CARRIAGE_RETURN,
     EXIT,
     GREETING,
     LINE_END,
     LINE_FEED,
+    REPLY_PREFIX,
+    REPLY_SUFFIX,
     REPLY_TEMPLATE,
     error_line,
     is_exit,
@@ -50,6 +53,14 @@ __all__ = [
     "LineProtocol",
     "SeedProtocol",
 ]
+
+_REPLY_OVERHEAD = len(REPLY_TEMPLATE % b"")
+"""How many bytes longer a reply is than its message."""
+
+_PIPELINED_JOIN = REPLY_SUFFIX + b"\n" + REPLY_PREFIX
+_PIPELINED_ENDS = (REPLY_PREFIX, REPLY_SUFFIX + b"\n")
+"""C{_PIPELINED_JOIN.join(lines).join(_PIPELINED_ENDS)} answers each of
+C{lines} with its reply and a line feed: C{Hello, a!\\nHello, b!\\n}."""
 
 # Why reading is paused (bit flags: reading resumes when none is left).
 _BACKPRESSURE = 1
@@ -342,19 +353,34 @@ class SeedProtocol(GreetingProtocol):
         factory = self.factory
         self.last_activity = factory.now
         counters = factory.counters
-        counters.bytes_in += len(data)
-        if len(data) <= factory.immediate_limit and LINE_FEED not in data and data != EXIT:
+        size = len(data)
+        counters.bytes_in += size
+        if size <= factory.immediate_limit and LINE_FEED not in data and data != EXIT:
             # The tutorial's case, one read holding one ordinary message,
             # answered at once (no --delay, no message logging): what send()
             # and reply() do, inlined, since every message of every
             # connection comes through here.
-            payload = REPLY_TEMPLATE % data
             counters.messages_answered += 1
-            counters.bytes_out += len(payload)
-            self.transport.write(payload)  # type: ignore[union-attr]
+            counters.bytes_out += size + _REPLY_OVERHEAD
+            self.transport.write(REPLY_TEMPLATE % data)  # type: ignore[union-attr]
             return
+        if (
+            size <= factory.immediate_limit
+            and data[-1] == LINE_FEED
+            and CARRIAGE_RETURN not in data
+        ):
+            # Whole lines ending in a bare line feed, as a pipelining client
+            # sends them: answered with one join instead of a loop, unless
+            # one of them is exit.
+            lines = data[:-1].split(b"\n")
+            if EXIT not in lines:
+                payload = _PIPELINED_JOIN.join(lines).join(_PIPELINED_ENDS)
+                counters.messages_answered += len(lines)
+                counters.bytes_out += len(payload)
+                self.transport.write(payload)  # type: ignore[union-attr]
+                return
         config = factory.config
-        if LINE_FEED in data or len(data) > config.max_message or is_exit(data) or config.log_messages:
+        if LINE_FEED in data or size > config.max_message or is_exit(data) or config.log_messages:
             self._answer_each(split_seed_read(data))
             return
         self.send(reply(data), 1)
