@@ -7,6 +7,7 @@ installed C{twist net} on it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import socket
@@ -21,8 +22,10 @@ from typing import Any
 
 import pytest
 from twisted.internet import main as twisted_main
-from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python import log
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_net.reactor import NetReactor, WriteThroughServer
@@ -77,6 +80,18 @@ class FakeReactor:
         self.writers: set[Any] = set()
         self.readers: set[Any] = set()
         self.later: list[Any] = []
+        self.sockets: dict[int, FakeSocket] = {}
+        self.lost: list[tuple[Any, object]] = []
+
+    def _write_descriptor(self, descriptor: int, data: bytes) -> int:
+        """
+        What NetReactor writes a transport's descriptor with: here, its
+        fake socket's C{send}.
+        """
+        return self.sockets[descriptor].send(data)
+
+    def _disconnectSelectable(self, selectable: Any, why: object, is_read: bool) -> None:
+        self.lost.append((selectable, why))
 
     def flush_at_end_of_iteration(self, transport: WriteThroughServer) -> None:
         self.flush_list.append(transport)
@@ -123,20 +138,23 @@ def make_transport(room: int = 1 << 30) -> tuple[WriteThroughServer, FakeSocket,
         1,
         reactor,  # type: ignore[arg-type]
     )
+    reactor.sockets[transport.descriptor] = sock
     return transport, sock, reactor
 
 
 def flush(transport: WriteThroughServer, reactor: FakeReactor) -> object:
     """
-    What L{NetReactor} does at the end of an iteration, for one transport.
+    Run L{NetReactor}'s own end-of-iteration flush with the fake reactor and
+    socket.
+
+    @return: why the connection is lost, if the flush found out.
     """
     assert reactor.flush_list == [transport]
-    reactor.flush_list.clear()
-    transport._flush_queued = False
-    why = transport.send_queued()
-    if not why and transport.has_unsent_data():
-        transport.startWriting()
-    return why
+    NetReactor._flush_writes(reactor)  # type: ignore[arg-type]
+    assert reactor.flush_list == [] and not transport._flush_queued
+    whys = [why for selectable, why in reactor.lost if selectable is transport]
+    assert len(whys) <= 1
+    return whys[0] if whys else None
 
 
 def test_writes_of_one_iteration_leave_in_one_send() -> None:
@@ -301,6 +319,140 @@ def test_net_reactor_is_an_epoll_reactor() -> None:
     from twisted.internet.epollreactor import EPollReactor
 
     assert issubclass(NetReactor, EPollReactor)
+
+
+# NetReactor's read dispatch, with real sockets in this process ---------------
+#
+# A NetReactor instance that is not installed and never run: the test turns
+# it by hand with iterate(), so pytest-twisted's reactor is not disturbed.
+
+
+@implementer(IHalfCloseableProtocol)
+class Echo(Protocol):
+    """
+    Echoes; raises on C{boom}; records how the connection ended.
+    """
+
+    def __init__(self, ends: list[str]) -> None:
+        self.ends = ends
+
+    def dataReceived(self, data: bytes) -> None:
+        if data == b"boom":
+            raise ValueError("boom")
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        self.ends.append("read closed")
+        self.transport.write(b"bye")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = twisted_main.CONNECTION_DONE) -> None:  # type: ignore[assignment]
+        self.ends.append(type(reason.value).__name__)
+
+
+@pytest.fixture
+def echo_reactor() -> Iterator[tuple[NetReactor, int, list[str]]]:
+    reactor = NetReactor()
+    ends: list[str] = []
+    factory = Factory.forProtocol(lambda: Echo(ends))
+    port = reactor.listenTCP(0, factory, interface=LOOPBACK)
+    try:
+        yield reactor, port.getHost().port, ends
+    finally:
+        port.stopListening()
+        for selectable in list(reactor._selectables.values()):
+            if isinstance(selectable, WriteThroughServer):
+                selectable.abortConnection()
+        for _ in range(3):
+            reactor.iterate(0)
+        reactor._poller.close()
+
+
+def turn_until(reactor: NetReactor, done: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        reactor.iterate(0.01)
+
+
+def read_all(client: socket.socket, reactor: NetReactor) -> bytes:
+    client.setblocking(False)
+    got = b""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        reactor.iterate(0.01)
+        try:
+            chunk = client.recv(65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return got
+        got += chunk
+    raise AssertionError(f"no end of stream; got {got!r}")
+
+
+def test_reads_are_dispatched_and_answered(echo_reactor: Any) -> None:
+    """
+    Each read reaches the protocol (through the reactor's inlined read) and
+    each reply leaves at the end of the iteration.
+    """
+    reactor, port, ends = echo_reactor
+    with socket.create_connection((LOOPBACK, port), timeout=5) as client:
+        client.setblocking(False)
+        for message in (b"Michael", b"Tracy", b"x" * 70000):
+            sent = 0
+            while sent < len(message):
+                with contextlib.suppress(BlockingIOError):
+                    sent += client.send(message[sent:])
+                reactor.iterate(0)
+            got = b""
+            deadline = time.monotonic() + 5
+            while len(got) < len(message) and time.monotonic() < deadline:
+                reactor.iterate(0.01)
+                with contextlib.suppress(BlockingIOError):
+                    got += client.recv(1 << 17)
+            assert got == message
+        assert ends == []
+
+
+def test_half_close_is_reported_and_replies_still_arrive(echo_reactor: Any) -> None:
+    reactor, port, ends = echo_reactor
+    with socket.create_connection((LOOPBACK, port), timeout=5) as client:
+        client.send(b"last")
+        client.shutdown(socket.SHUT_WR)
+        assert read_all(client, reactor) == b"lastbye"
+    turn_until(reactor, lambda: len(ends) == 2)
+    assert ends == ["read closed", "ConnectionDone"]
+
+
+def test_an_error_in_data_received_is_logged_and_drops_the_connection(
+    echo_reactor: Any,
+) -> None:
+    reactor, port, ends = echo_reactor
+    errors: list[Any] = []
+    observer = errors.append
+    log.addObserver(observer)
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=5) as client:
+            client.send(b"boom")
+            assert read_all(client, reactor) == b""
+    finally:
+        log.removeObserver(observer)
+    assert ends == ["ValueError"]
+    assert any(e.get("isError") and "boom" in str(e.get("failure")) for e in errors)
+
+
+def test_a_reset_peer_is_a_lost_connection(echo_reactor: Any) -> None:
+    reactor, port, ends = echo_reactor
+    client = socket.create_connection((LOOPBACK, port), timeout=5)
+    turn_until(
+        reactor,
+        lambda: any(isinstance(s, WriteThroughServer) for s in reactor._selectables.values()),
+    )
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    turn_until(reactor, lambda: ends)
+    assert ends == ["ConnectionLost"]
 
 
 # NetReactor for real, in a process of its own ------------------------------

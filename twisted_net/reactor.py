@@ -305,6 +305,11 @@ class NetReactor(EPollReactor):
 
     _stop_signalled = False
 
+    _read_descriptor = staticmethod(os.read)
+    """How a server transport's descriptor is read (a seam for tests)."""
+    _write_descriptor = staticmethod(os.write)
+    """How a server transport's descriptor is written (a seam for tests)."""
+
     def __init__(self) -> None:
         self._unflushed: list[WriteThroughServer] = []
         super().__init__()
@@ -384,7 +389,7 @@ class NetReactor(EPollReactor):
         C{connectionLost} run from here, say) are flushed in the same pass.
         """
         transports = self._unflushed
-        write = os.write
+        write = self._write_descriptor
         join = b"".join
         # A list iterator sees what is appended while it runs.
         for transport in transports:
@@ -447,7 +452,7 @@ class NetReactor(EPollReactor):
         dispatch = self._doReadOrWrite
         readable = EPOLLIN
         server = WriteThroughServer
-        read = os.read
+        read = self._read_descriptor
         for fd, event in events:
             selectable = selectables(fd)
             if selectable is None:
