@@ -258,3 +258,27 @@ def test_twist_net_with_tls_loads_openssl(
     ):
         assert client.recv(100) == b"Welcome!"
     assert server.stop() in (0, -signal.SIGTERM)
+
+
+@needs_proc
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
+def test_workers_without_tls_load_no_openssl(twist_net: Callable[..., RunningServer]) -> None:
+    """
+    The workers of C{twist net --workers} start without pyOpenSSL too when
+    no endpoint needs TLS, and serve.
+    """
+    server = twist_net(
+        ["--workers", "2", "--listen", "tcp:0:interface=127.0.0.1", "--udp", "127.0.0.1:0"]
+    )
+    started = [
+        server.wait_for(
+            lambda e, i=index: e.get("event") == "worker_started" and e.get("worker") == i
+        )
+        for index in (0, 1)
+    ]
+    with socket.create_connection(("127.0.0.1", server.tcp_port), timeout=10) as client:
+        assert client.recv(100) == b"Welcome!"
+    for event in started:
+        maps = Path(f"/proc/{event['worker_pid']}/maps").read_text()
+        assert CRYPTOGRAPHY_EXTENSION not in maps
+    assert server.stop() in (0, -signal.SIGTERM)
