@@ -17,10 +17,10 @@ L{HandshakeGate} opens when the TLS handshake completes.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from OpenSSL.SSL import Error as TLSError
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -233,11 +233,23 @@ class HandshakeGate(GatedProtocol):
         self.open_gate()
 
     def lost_before_open(self, reason: Failure) -> None:
-        if reason is not None and reason.check(TLSError):
+        if reason is not None and _is_tls_error(reason):
             self.factory.refuse(
                 "tls-handshake",
                 format_address(self.transport.getPeer()),  # type: ignore[union-attr]
             )
+
+
+def _is_tls_error(reason: Failure) -> bool:
+    """
+    Whether C{reason} is an OpenSSL error (a failed TLS handshake).
+
+    pyOpenSSL is looked up rather than imported: a server without TLS
+    endpoints never loads it (see L{twisted_net.lean}), and no OpenSSL
+    error can exist before C{OpenSSL.SSL} has been imported.
+    """
+    openssl = sys.modules.get("OpenSSL.SSL")
+    return openssl is not None and reason.check(openssl.Error) is not None
 
 
 class HandshakeGateFactory(GatedFactory):

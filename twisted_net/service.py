@@ -18,13 +18,11 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 
-from .accepting import GuardedListeningReactor
 from .address import format_address
 from .config import ServerConfig
 from .datagram import GreetingDatagramProtocol, receive_buffer_size
 from .hello import error_line
 from .logs import NamedLogger
-from .proxy import server_endpoint
 from .stream import GreetingFactory
 
 __all__ = [
@@ -108,6 +106,12 @@ class StreamListener(ListeningService):
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
+        # Imported here, not at the top: they import twisted.internet.tcp and
+        # endpoints, which twisted_net.tap must be able to import first
+        # without pyOpenSSL (twisted_net.lean).
+        from .accepting import GuardedListeningReactor
+        from .proxy import server_endpoint
+
         reactor = GuardedListeningReactor(
             self.reactor,
             self.factory.refusals,

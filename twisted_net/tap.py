@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 from twisted.application.runner._exit import ExitStatus, exit
 from twisted.application.service import IService
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel
 from twisted.python import usage
 
 from .config import ServerConfig
 from .datagram import GreetingDatagramProtocol
+from .lean import openssl_hidden, tls_unneeded
 from .service import DatagramListener, NetService, StreamListener
 from .stream import FRAMINGS, GreetingFactory
 from .udpaddress import parse_udp_address
@@ -270,7 +270,13 @@ class Options(usage.Options):
             self["listen"] = [DEFAULT_LISTEN]
         if not self["udp"] and not self["no-udp"]:
             self["udp"] = [parse_udp_address(DEFAULT_UDP)]
-        prefer_fast_reactor()
+        endpoints = [*self["listen"], *([self["metrics"]] if self["metrics"] is not None else [])]
+        with openssl_hidden(_under_twist(self) and tls_unneeded(endpoints)):
+            # The reactor (twisted.internet.tcp, posixbase) and the endpoint
+            # parsers are imported here first: without pyOpenSSL when no
+            # endpoint needs TLS (twisted_net.lean).
+            prefer_fast_reactor()
+            from twisted.internet.endpoints import serverFromString
         from twisted.internet import reactor
 
         for description in self["listen"]:
@@ -302,6 +308,18 @@ class Options(usage.Options):
             shutdown_timeout=self["shutdown-timeout"],
             queue_limit=self["queue-limit"],
         )
+
+
+def _under_twist(options: usage.Options) -> bool:
+    """
+    Whether these options are the C{net} subcommand of a C{twist} command
+    line: only then is this process a server of its own, whose imports the
+    options may shape (a test or a program parsing options must keep
+    whatever it has imported).
+    """
+    twist = sys.modules.get("twisted.application.twist._options")
+    parent = getattr(options, "parent", None)
+    return twist is not None and isinstance(parent, twist.TwistOptions)
 
 
 def _logs_info(options: usage.Options) -> bool:

@@ -24,6 +24,7 @@ from twisted.application.runner._exit import ExitStatus, exit
 from twisted.logger import ILogObserver, globalLogBeginner, jsonFileLogObserver
 
 from .config import ServerConfig
+from .lean import openssl_hidden, tls_unneeded
 from .logs import NamedLogger
 from .service import DatagramListener, StreamListener
 from .workers import LOG_FD, WorkerSpec
@@ -43,8 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     spec = WorkerSpec.from_json(args[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _stop_with_supervisor(spec.supervisor_pid)
-    problem = _install_reactor(spec.reactor)
-    from twisted.internet import reactor as installed
+    with openssl_hidden(tls_unneeded(spec.listen)):
+        # Twisted's TCP and endpoint modules are imported here first: without
+        # pyOpenSSL when no endpoint needs TLS (twisted_net.lean).
+        problem = _install_reactor(spec.reactor)
+        importlib.import_module("twisted.internet.endpoints")
+        from twisted.internet import reactor as installed
 
     reactor: Any = installed
     _log_to_supervisor(spec.index)

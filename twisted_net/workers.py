@@ -40,14 +40,12 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import CannotListenError, ProcessDone
 from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.protocol import Factory, ProcessProtocol
-from twisted.internet.tcp import _resolveIPv6
 from twisted.logger import eventFromJSON, globalLogPublisher
 from twisted.python.failure import Failure
 
 from .address import format_host_port
 from .config import ServerConfig
 from .logs import NamedLogger
-from .proxy import server_endpoint
 
 __all__ = [
     "STOP_MARGIN",
@@ -130,6 +128,10 @@ def describe_listener(description: str) -> ListenRequest:
     @raise NotShareableError: for endpoints that do not listen on a TCP port.
     @raise ValueError: for strings that are no endpoint at all.
     """
+    # Imported here: twisted_net.worker_main imports this module before it
+    # imports Twisted's TCP and endpoint modules (twisted_net.lean).
+    from .proxy import server_endpoint
+
     recorder = _ListenRecorder(description)
     endpoint: Any = server_endpoint(recorder, description)
     failures: list[Failure] = []
@@ -150,6 +152,8 @@ def bind_group(request: ListenRequest, count: int) -> list[socket.socket]:
 
     @raise CannotListenError: if the address cannot be bound.
     """
+    from twisted.internet.tcp import _resolveIPv6
+
     family = socket.AF_INET6 if isIPv6Address(request.interface) else socket.AF_INET
     try:
         address: Any = (
