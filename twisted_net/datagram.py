@@ -215,7 +215,27 @@ class GreetingDatagramProtocol(DatagramProtocol):
         return None
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        self.datagramsReceived(((datagram, addr),))
+        """
+        Answer, refuse and count one datagram (from Twisted's own
+        C{udp.Port}; L{LeanDatagramPort} calls L{datagramsReceived}).
+        """
+        config = self.config
+        if (
+            addr in self._answerable_sources
+            and datagram[_FIRST_BYTE] not in _LOOP_FIRST_BYTES
+            and _LINE_FEED not in datagram
+            and len(datagram) <= config.max_message
+            and not config.log_messages
+        ):
+            # The common datagram: the same tests as in datagramsReceived.
+            counters = self.counters
+            counters.bytes_in += len(datagram)
+            if self.buckets is not None and not self.buckets.allow(addr[0]):
+                self.refusals.refuse("udp-rate", format_host_port(addr[0], addr[1]))
+            elif self._send(REPLY_PREFIX + datagram + REPLY_SUFFIX, addr):
+                counters.datagrams_answered += 1
+            return
+        self._answer(datagram, addr)
 
     def datagramsReceived(self, datagrams: Iterable[tuple[bytes, Any]]) -> None:
         """
