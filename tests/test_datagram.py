@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
 
+from twisted_net import datagram as datagram_module
 from twisted_net.config import ServerConfig
 from twisted_net.datagram import (
     GreetingDatagramProtocol,
@@ -206,9 +207,31 @@ def test_source_verdicts_stay_bounded() -> None:
         assert answers(protocol, transport, b"M", (f"224.0.0.{index}", 40000)) == []
         assert answers(protocol, transport, b"M", ("10.0.0.1", 40000 + index)) == [b"Hello, M!"]
     assert len(protocol._answerable_sources) <= 3
-    assert len(protocol._unanswerable_hosts) <= 3
+    assert len(protocol._host_verdicts) <= 3
     assert protocol.counters.refusals["udp-source-address"] == 20
     assert protocol.counters.datagrams_answered == 40
+
+
+def test_a_host_address_is_parsed_once_whatever_its_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    The verdict on a host is worked out once, not once per source port
+    (a flood from many ports of one host costs no address parsing).
+    """
+    parsed: list[str] = []
+    real = datagram_module._is_unanswerable_host
+
+    def counting(host: str) -> bool:
+        parsed.append(host)
+        return real(host)
+
+    monkeypatch.setattr(datagram_module, "_is_unanswerable_host", counting)
+    protocol, transport = server()
+    for port in range(40000, 40010):
+        assert answers(protocol, transport, b"M", ("127.0.0.1", port)) == [b"Hello, M!"]
+        assert answers(protocol, transport, b"M", ("224.0.0.1", port)) == []
+    assert parsed == ["127.0.0.1", "224.0.0.1"]
 
 
 def test_long_datagram_gets_an_error_not_a_truncated_reply() -> None:

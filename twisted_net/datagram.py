@@ -139,9 +139,9 @@ class GreetingDatagramProtocol(DatagramProtocol):
 
     log = NamedLogger("twisted_net.datagram")
     noisy = False
-    max_sources = 65536
-    """How many source addresses' verdicts are remembered at most (each
-    of the two caches)."""
+    max_sources = 16384
+    """How many verdicts on source hosts, and on answerable sources, are
+    remembered at most (each at most about 200 bytes)."""
 
     def __init__(
         self,
@@ -164,7 +164,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
             else None
         )
         self._answerable_sources: set[Any] = set()
-        self._unanswerable_hosts: set[str] = set()
+        self._host_verdicts: dict[str, bool] = {}
 
     def for_another_port(self) -> GreetingDatagramProtocol:
         """
@@ -181,27 +181,29 @@ class GreetingDatagramProtocol(DatagramProtocol):
         """
         Why datagrams from C{(host, port)} are never answered, if they are
         not: a classic service port, or a broadcast, multicast, unspecified
-        or unparsable host.  Answerable sources and refused hosts are
-        remembered (so that neither verdict is worked out per datagram),
-        each set forgotten when it holds C{max_sources} entries, so that a
-        flood of forged sources cannot grow them without bound.
+        or unparsable host.
+
+        Verdicts are remembered, so that none is worked out per datagram:
+        per host (its address parsed once), and answerable C{(host, port)}
+        sources as a set, for the shortcut of L{datagramsReceived}.  Each
+        is forgotten when it holds C{max_sources} entries, so that a flood
+        of forged sources cannot grow them without bound.
         """
         if port in CLASSIC_UDP_PORTS:
             return "udp-source-port"
-        source = (host, port)
-        if source in self._answerable_sources:
-            return None
-        unanswerable = self._unanswerable_hosts
-        if host in unanswerable:
+        verdicts = self._host_verdicts
+        unanswerable = verdicts.get(host)
+        if unanswerable is None:
+            if len(verdicts) >= self.max_sources:
+                verdicts.clear()
+            unanswerable = verdicts[host] = _is_unanswerable_host(host)
+        if unanswerable:
             return "udp-source-address"
-        if _is_unanswerable_host(host):
-            if len(unanswerable) >= self.max_sources:
-                unanswerable.clear()
-            unanswerable.add(host)
-            return "udp-source-address"
-        if len(self._answerable_sources) >= self.max_sources:
-            self._answerable_sources.clear()
-        self._answerable_sources.add(source)
+        answerable, source = self._answerable_sources, (host, port)
+        if source not in answerable:
+            if len(answerable) >= self.max_sources:
+                answerable.clear()
+            answerable.add(source)
         return None
 
     def _refusal(self, data: bytes, host: str, port: int) -> str | None:
