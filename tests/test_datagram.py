@@ -107,6 +107,7 @@ def answers(
         (b"\xff\x00\xfe", b"Hello, \xff\x00\xfe!"),
         (b"", b"Hello, !"),
         (b"exit", b"Hello, exit!"),
+        (b"%s%b%", b"Hello, %s%b%!"),
     ],
 )
 def test_every_datagram_is_answered(datagram: bytes, expected: bytes) -> None:

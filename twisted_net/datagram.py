@@ -49,11 +49,14 @@ CLASSIC_UDP_PORTS: Final = frozenset(
 
 _LINE_ENDING_ROOM: Final = 2
 
-_LOOP_FIRST_BYTES: Final = frozenset({REPLY_PREFIX[:1], ERROR_PREFIX[:1]})
+_LOOP_FIRST_BYTES: Final = frozenset({REPLY_PREFIX[0], ERROR_PREFIX[0]})
 """The first bytes of every datagram L{is_reply} or L{is_error} refuses."""
 
-_FIRST_BYTE: Final = slice(1)
-"""C{datagram[_FIRST_BYTE]} is C{datagram[:1]} without building the slice."""
+_REPLY_FORMAT: Final = REPLY_PREFIX + b"%b" + REPLY_SUFFIX
+"""C{_REPLY_FORMAT % message == reply(message)}, made in one step."""
+
+_REPLY_ROOM: Final = len(REPLY_PREFIX + REPLY_SUFFIX)
+"""How much longer a reply is than its message."""
 
 _LINE_FEED: Final = ord("\n")
 """As an C{int}: C{int in bytes} is a plain C{memchr}, while C{bytes in bytes}
@@ -224,7 +227,8 @@ class GreetingDatagramProtocol(DatagramProtocol):
         config = self.config
         if (
             addr in self._answerable_sources
-            and datagram[_FIRST_BYTE] not in _LOOP_FIRST_BYTES
+            and datagram
+            and datagram[0] not in _LOOP_FIRST_BYTES
             and _LINE_FEED not in datagram
             and len(datagram) <= config.max_message
             and not config.log_messages
@@ -234,7 +238,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
             counters.bytes_in += len(datagram)
             if self.buckets is not None and not self.buckets.allow(addr[0]):
                 self.refusals.refuse("udp-rate", format_host_port(addr[0], addr[1]))
-            elif self._send(REPLY_PREFIX + datagram + REPLY_SUFFIX, addr):
+            elif self._send(_REPLY_FORMAT % datagram, addr):
                 counters.datagrams_answered += 1
             return
         self._answer(datagram, addr)
@@ -258,10 +262,9 @@ class GreetingDatagramProtocol(DatagramProtocol):
                 self._answer_safely(datagram, addr)
             return
         answerable = self._answerable_sources
-        first_byte = _FIRST_BYTE
         loop_first = _LOOP_FIRST_BYTES
         line_feed = _LINE_FEED
-        prefix, suffix = REPLY_PREFIX, REPLY_SUFFIX
+        reply_format = _REPLY_FORMAT
         limit = config.max_message
         buckets = self.buckets
         transport = self.transport
@@ -274,16 +277,18 @@ class GreetingDatagramProtocol(DatagramProtocol):
             for datagram, addr in datagrams:
                 # The common datagram, told apart with cheap tests only:
                 # from a source found answerable before (host and port);
-                # its first byte is neither that of REPLY_PREFIX nor of
-                # ERROR_PREFIX (so no loop: is_reply and is_error refuse
-                # only datagrams beginning with those); no line feed (so one
+                # not empty, and its first byte is neither that of
+                # REPLY_PREFIX nor of ERROR_PREFIX (so no loop: is_reply and
+                # is_error refuse only datagrams beginning with those); no
+                # line feed (so one
                 # message without a line ending, and the answer is
                 # reply(datagram) itself); short enough.  Only the rate is
                 # left to check, as in _refusal.  Everything else takes the
                 # general path.
                 if (
                     addr in answerable
-                    and datagram[first_byte] not in loop_first
+                    and datagram
+                    and datagram[0] not in loop_first
                     and line_feed not in datagram
                     and (size := len(datagram)) <= limit
                 ):
@@ -292,7 +297,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
                         self.refusals.refuse("udp-rate", format_host_port(addr[0], addr[1]))
                         continue
                     try:
-                        send(prefix + datagram + suffix, addr)
+                        send(reply_format % datagram, addr)
                     except OSError as error:
                         counters.bytes_in += size
                         self._send_failed(error, addr)
@@ -305,7 +310,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
             # Counted here once for the whole batch: nothing reads the
             # counters while this method runs.
             counters.bytes_in += answered_bytes
-            counters.bytes_out += answered_bytes + answered * len(prefix + suffix)
+            counters.bytes_out += answered_bytes + answered * _REPLY_ROOM
             counters.datagrams_answered += answered
 
     def _answer_safely(self, datagram: bytes, addr: Any) -> None:
