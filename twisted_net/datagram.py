@@ -280,11 +280,10 @@ class GreetingDatagramProtocol(DatagramProtocol):
                 # not empty, and its first byte is neither that of
                 # REPLY_PREFIX nor of ERROR_PREFIX (so no loop: is_reply and
                 # is_error refuse only datagrams beginning with those); no
-                # line feed (so one
-                # message without a line ending, and the answer is
-                # reply(datagram) itself); short enough.  Only the rate is
-                # left to check, as in _refusal.  Everything else takes the
-                # general path.
+                # line feed (so one message without a line ending, and the
+                # answer is reply(datagram) itself); short enough.  Only the
+                # rate is left to check, as in _refusal.  Everything else
+                # takes the general path.
                 if (
                     addr in answerable
                     and datagram
