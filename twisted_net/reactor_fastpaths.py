@@ -55,6 +55,8 @@ class LeanDatagramPort(udp.Port):
     each, so that it can do its own per-call work once per batch.  Such a
     protocol handles each datagram's errors itself: an exception escaping
     C{datagramsReceived} is logged, and the rest of that batch is lost.
+    C{maxThroughput} is then checked after each batch, so one wakeup may
+    read up to one batch more than it.
 
     @ivar batch_size: the most datagrams read before a batch is delivered
         (reading on while the first ones wait delays their answers).
@@ -65,7 +67,8 @@ class LeanDatagramPort(udp.Port):
     def doRead(self) -> None:
         """
         Read datagrams until the socket is empty or C{maxThroughput} bytes
-        were read, giving each to the protocol, as C{udp.Port.doRead} does.
+        were read, giving each to the protocol, as C{udp.Port.doRead} does
+        (in batches to a protocol with C{datagramsReceived}).
         """
         deliver_batch = getattr(self.protocol, "datagramsReceived", None)
         if deliver_batch is not None:
