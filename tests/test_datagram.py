@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
 
+from twisted_net import datagram as datagram_module
 from twisted_net.config import ServerConfig
 from twisted_net.datagram import (
     GreetingDatagramProtocol,
@@ -54,6 +55,31 @@ def server(
     return protocol, transport
 
 
+_DELIVERY = ["one by one"]
+
+
+@pytest.fixture(autouse=True, params=["one by one", "in batches"])
+def delivery(request: pytest.FixtureRequest) -> Generator[str, None, None]:
+    """
+    Run every test twice: with datagrams delivered by C{datagramReceived}
+    (Twisted's C{udp.Port}) and by C{datagramsReceived} (the batches of
+    L{twisted_net.reactor_fastpaths.LeanDatagramPort}).
+    """
+    _DELIVERY[0] = request.param
+    yield request.param
+    _DELIVERY[0] = "one by one"
+
+
+def deliver(protocol: GreetingDatagramProtocol, datagram: bytes, source: Any) -> None:
+    """
+    Hand one datagram to C{protocol} the way the current test run does.
+    """
+    if _DELIVERY[0] == "in batches":
+        protocol.datagramsReceived([(datagram, source)])
+    else:
+        protocol.datagramReceived(datagram, source)
+
+
 def answers(
     protocol: GreetingDatagramProtocol,
     transport: FakeDatagramTransport,
@@ -64,7 +90,7 @@ def answers(
     Deliver one datagram; return the payloads sent back to its source.
     """
     transport.sent.clear()
-    protocol.datagramReceived(datagram, source)
+    deliver(protocol, datagram, source)
     assert all(addr == source for _, addr in transport.sent)
     return [payload for payload, _ in transport.sent]
 
@@ -81,6 +107,7 @@ def answers(
         (b"\xff\x00\xfe", b"Hello, \xff\x00\xfe!"),
         (b"", b"Hello, !"),
         (b"exit", b"Hello, exit!"),
+        (b"%s%b%", b"Hello, %s%b%!"),
     ],
 )
 def test_every_datagram_is_answered(datagram: bytes, expected: bytes) -> None:
@@ -138,6 +165,74 @@ def test_unanswerable_sources_are_refused(host: str) -> None:
     protocol, transport = server()
     assert answers(protocol, transport, b"M", (host, 40000)) == []
     assert protocol.counters.refusals["udp-source-address"] == 1
+
+
+@pytest.mark.parametrize(
+    ("datagram", "expected", "refusal"),
+    [
+        (b"Hello, M!", [], "udp-loop"),
+        (b"Hello, M!\n", [], "udp-loop"),
+        (b"error: no", [], "udp-loop"),
+        (b"error: x", [], "udp-loop"),
+        (b"12345678901", [b"error: message longer than 10 bytes\r\n"], "max-message"),
+        (b"M\r\n", [b"Hello, M!\r\n"], None),
+        (b"M\nN", [b"Hello, M\nN!"], None),
+        (b"eat", [b"Hello, eat!"], None),
+        (b"Hi", [b"Hello, Hi!"], None),
+        (b"", [b"Hello, !"], None),
+    ],
+)
+def test_a_known_source_still_meets_every_guard(
+    datagram: bytes, expected: list[bytes], refusal: str | None
+) -> None:
+    """
+    Once a source was answered (and is remembered as answerable), its
+    datagrams still meet the loop and size guards and keep their line
+    endings: the shortcut for known sources takes only what it can answer.
+    """
+    protocol, transport = server(ServerConfig(max_message=10))
+    assert answers(protocol, transport, b"first") == [b"Hello, first!"]
+    assert answers(protocol, transport, datagram) == expected
+    assert dict(protocol.counters.refusals) == ({refusal: 1} if refusal else {})
+
+
+def test_source_verdicts_stay_bounded() -> None:
+    """
+    The remembered source verdicts stay bounded under many (forged)
+    sources, and forgetting them changes no answer.
+    """
+    protocol, transport = server()
+    protocol.max_sources = 3
+    for index in range(20):
+        assert answers(protocol, transport, b"M", (f"10.0.0.{index}", 40000)) == [b"Hello, M!"]
+        assert answers(protocol, transport, b"M", (f"224.0.0.{index}", 40000)) == []
+        assert answers(protocol, transport, b"M", ("10.0.0.1", 40000 + index)) == [b"Hello, M!"]
+    assert len(protocol._answerable_sources) <= 3
+    assert len(protocol._host_verdicts) <= 3
+    assert protocol.counters.refusals["udp-source-address"] == 20
+    assert protocol.counters.datagrams_answered == 40
+
+
+def test_a_host_address_is_parsed_once_whatever_its_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    The verdict on a host is worked out once, not once per source port
+    (a flood from many ports of one host costs no address parsing).
+    """
+    parsed: list[str] = []
+    real = datagram_module._is_unanswerable_host
+
+    def counting(host: str) -> bool:
+        parsed.append(host)
+        return real(host)
+
+    monkeypatch.setattr(datagram_module, "_is_unanswerable_host", counting)
+    protocol, transport = server()
+    for port in range(40000, 40010):
+        assert answers(protocol, transport, b"M", ("127.0.0.1", port)) == [b"Hello, M!"]
+        assert answers(protocol, transport, b"M", ("224.0.0.1", port)) == []
+    assert parsed == ["127.0.0.1", "224.0.0.1"]
 
 
 def test_long_datagram_gets_an_error_not_a_truncated_reply() -> None:
@@ -206,10 +301,12 @@ def test_send_error_is_counted_not_raised() -> None:
     protocol.transport = FakeDatagramTransport(  # type: ignore[assignment]
         OSError(errno.ECONNREFUSED, "refused")
     )
-    protocol.datagramReceived(b"M", SOURCE)
-    assert protocol.counters.udp_send_errors == 1
-    assert protocol.counters.refusals["udp-send-econnrefused"] == 1
+    deliver(protocol, b"M", SOURCE)
+    deliver(protocol, b"M", SOURCE)  # the source is known now: the shortcut
+    assert protocol.counters.udp_send_errors == 2
+    assert protocol.counters.refusals["udp-send-econnrefused"] == 2
     assert protocol.counters.datagrams_answered == 0
+    assert protocol.counters.bytes_in == 2 and protocol.counters.bytes_out == 0
 
 
 def test_another_port_shares_limits() -> None:

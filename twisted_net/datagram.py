@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import errno
 import ipaddress
+from collections.abc import Iterable
 from typing import Any, Final
 
 from twisted.internet.interfaces import IReactorTime
@@ -24,6 +25,7 @@ from .config import ServerConfig
 from .hello import (
     ERROR_PREFIX,
     REPLY_PREFIX,
+    REPLY_SUFFIX,
     error_line,
     is_error,
     is_reply,
@@ -47,8 +49,18 @@ CLASSIC_UDP_PORTS: Final = frozenset(
 
 _LINE_ENDING_ROOM: Final = 2
 
-_LOOP_PREFIXES: Final = (REPLY_PREFIX, ERROR_PREFIX)
-"""How every datagram L{is_reply} or L{is_error} refuses begins."""
+_LOOP_FIRST_BYTES: Final = frozenset({REPLY_PREFIX[0], ERROR_PREFIX[0]})
+"""The first bytes of every datagram L{is_reply} or L{is_error} refuses."""
+
+_REPLY_FORMAT: Final = REPLY_PREFIX + b"%b" + REPLY_SUFFIX
+"""C{_REPLY_FORMAT % message == reply(message)}, made in one step."""
+
+_REPLY_ROOM: Final = len(REPLY_PREFIX + REPLY_SUFFIX)
+"""How much longer a reply is than its message."""
+
+_LINE_FEED: Final = ord("\n")
+"""As an C{int}: C{int in bytes} is a plain C{memchr}, while C{bytes in bytes}
+first tries (and fails, building an exception) to read the needle as an int."""
 
 
 def receive_buffer_size(config: ServerConfig) -> int:
@@ -130,6 +142,9 @@ class GreetingDatagramProtocol(DatagramProtocol):
 
     log = NamedLogger("twisted_net.datagram")
     noisy = False
+    max_sources = 16384
+    """How many verdicts on source hosts, and on answerable sources, are
+    remembered at most (each at most about 200 bytes)."""
 
     def __init__(
         self,
@@ -151,7 +166,8 @@ class GreetingDatagramProtocol(DatagramProtocol):
             if self.config.udp_rate > 0
             else None
         )
-        self._host_checked: dict[str, bool] = {}
+        self._answerable_sources: set[Any] = set()
+        self._host_verdicts: dict[str, bool] = {}
 
     def for_another_port(self) -> GreetingDatagramProtocol:
         """
@@ -164,16 +180,39 @@ class GreetingDatagramProtocol(DatagramProtocol):
         twin.numPorts = 0
         return twin
 
-    def _refusal(self, data: bytes, host: str, port: int) -> str | None:
+    def _source_refusal(self, host: str, port: int) -> str | None:
+        """
+        Why datagrams from C{(host, port)} are never answered, if they are
+        not: a classic service port, or a broadcast, multicast, unspecified
+        or unparsable host.
+
+        Verdicts are remembered, so that none is worked out per datagram:
+        per host (its address parsed once), and answerable C{(host, port)}
+        sources as a set, for the shortcut of L{datagramsReceived}.  Each
+        is forgotten when it holds C{max_sources} entries, so that a flood
+        of forged sources cannot grow them without bound.
+        """
         if port in CLASSIC_UDP_PORTS:
             return "udp-source-port"
-        unanswerable = self._host_checked.get(host)
+        verdicts = self._host_verdicts
+        unanswerable = verdicts.get(host)
         if unanswerable is None:
-            if len(self._host_checked) > 65536:
-                self._host_checked.clear()
-            unanswerable = self._host_checked[host] = _is_unanswerable_host(host)
+            if len(verdicts) >= self.max_sources:
+                verdicts.clear()
+            unanswerable = verdicts[host] = _is_unanswerable_host(host)
         if unanswerable:
             return "udp-source-address"
+        answerable, source = self._answerable_sources, (host, port)
+        if source not in answerable:
+            if len(answerable) >= self.max_sources:
+                answerable.clear()
+            answerable.add(source)
+        return None
+
+    def _refusal(self, data: bytes, host: str, port: int) -> str | None:
+        refusal = self._source_refusal(host, port)
+        if refusal is not None:
+            return refusal
         if is_reply(data) or is_error(data):
             return "udp-loop"
         if self.buckets is not None and not self.buckets.allow(host):
@@ -181,28 +220,113 @@ class GreetingDatagramProtocol(DatagramProtocol):
         return None
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        host, port = addr[0], addr[1]
-        counters = self.counters
-        counters.bytes_in += len(datagram)
+        """
+        Answer, refuse and count one datagram (from Twisted's own
+        C{udp.Port}; L{LeanDatagramPort} calls L{datagramsReceived}).
+        """
         config = self.config
         if (
-            self._host_checked.get(host) is False
-            and port not in CLASSIC_UDP_PORTS
-            and not datagram.startswith(_LOOP_PREFIXES)
-            and not datagram.endswith(b"\n")
+            addr in self._answerable_sources
+            and datagram
+            and datagram[0] not in _LOOP_FIRST_BYTES
+            and _LINE_FEED not in datagram
             and len(datagram) <= config.max_message
             and not config.log_messages
         ):
-            # The common datagram, told apart without the general path's
-            # calls: from a host found answerable before and no classic
-            # service port, neither a reply nor an error (no loop), one
-            # message without a line ending, short enough, not logged.
-            # Only the rate is left to check, as in _refusal.
-            if self.buckets is not None and not self.buckets.allow(host):
-                self.refusals.refuse("udp-rate", format_host_port(host, port))
-            elif self._send(reply(datagram), addr):
+            # The common datagram: the same tests as in datagramsReceived.
+            counters = self.counters
+            counters.bytes_in += len(datagram)
+            if self.buckets is not None and not self.buckets.allow(addr[0]):
+                self.refusals.refuse("udp-rate", format_host_port(addr[0], addr[1]))
+            elif self._send(_REPLY_FORMAT % datagram, addr):
                 counters.datagrams_answered += 1
             return
+        self._answer(datagram, addr)
+
+    def datagramsReceived(self, datagrams: Iterable[tuple[bytes, Any]]) -> None:
+        """
+        Answer, refuse and count a batch of datagrams, in order, each as
+        L{datagramReceived} would.  L{LeanDatagramPort} hands over what it
+        reads in batches, so that what this protocol looks up and counts is
+        done once per batch instead of once per datagram.
+
+        A datagram whose handling raises is logged and does not stop the
+        batch.
+
+        @param datagrams: C{(datagram, (host, port))} pairs.
+        """
+        config = self.config
+        if config.log_messages:
+            # Every message is logged: the general path for all.
+            for datagram, addr in datagrams:
+                self._answer_safely(datagram, addr)
+            return
+        answerable = self._answerable_sources
+        loop_first = _LOOP_FIRST_BYTES
+        line_feed = _LINE_FEED
+        reply_format = _REPLY_FORMAT
+        limit = config.max_message
+        buckets = self.buckets
+        transport = self.transport
+        assert transport is not None
+        sock = getattr(transport, "socket", None)
+        send = transport.write if sock is None else sock.sendto
+        counters = self.counters
+        answered = answered_bytes = 0
+        try:
+            for datagram, addr in datagrams:
+                # The common datagram, told apart with cheap tests only:
+                # from a source found answerable before (host and port);
+                # not empty, and its first byte is neither that of
+                # REPLY_PREFIX nor of ERROR_PREFIX (so no loop: is_reply and
+                # is_error refuse only datagrams beginning with those); no
+                # line feed (so one message without a line ending, and the
+                # answer is reply(datagram) itself); short enough.  Only the
+                # rate is left to check, as in _refusal.  Everything else
+                # takes the general path.
+                if (
+                    addr in answerable
+                    and datagram
+                    and datagram[0] not in loop_first
+                    and line_feed not in datagram
+                    and (size := len(datagram)) <= limit
+                ):
+                    if buckets is not None and not buckets.allow(addr[0]):
+                        counters.bytes_in += size
+                        self.refusals.refuse("udp-rate", format_host_port(addr[0], addr[1]))
+                        continue
+                    try:
+                        send(reply_format % datagram, addr)
+                    except OSError as error:
+                        counters.bytes_in += size
+                        self._send_failed(error, addr)
+                        continue
+                    answered += 1
+                    answered_bytes += size
+                else:
+                    self._answer_safely(datagram, addr)
+        finally:
+            # Counted here once for the whole batch: nothing reads the
+            # counters while this method runs.
+            counters.bytes_in += answered_bytes
+            counters.bytes_out += answered_bytes + answered * _REPLY_ROOM
+            counters.datagrams_answered += answered
+
+    def _answer_safely(self, datagram: bytes, addr: Any) -> None:
+        try:
+            self._answer(datagram, addr)
+        except Exception:
+            self.log.failure(
+                "Unhandled error answering {peer}",
+                peer=format_host_port(addr[0], addr[1]),
+            )
+
+    def _answer(self, datagram: bytes, addr: Any) -> None:
+        """
+        The general path: every guard in turn, then the answer.
+        """
+        host, port = addr[0], addr[1]
+        self.counters.bytes_in += len(datagram)
         refusal = self._refusal(datagram, host, port)
         if refusal is not None:
             self.refusals.refuse(refusal, format_host_port(host, port))
@@ -221,7 +345,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
                 message=message,
             )
         if self._send(reply(message) + ending, addr):
-            counters.datagrams_answered += 1
+            self.counters.datagrams_answered += 1
 
     def _send(self, payload: bytes, addr: Any) -> bool:
         """
@@ -239,11 +363,14 @@ class GreetingDatagramProtocol(DatagramProtocol):
             else:
                 transport.write(payload, addr)
         except OSError as error:
-            self.counters.udp_send_errors += 1
-            self.refusals.refuse(
-                "udp-send-" + errno.errorcode.get(error.errno or 0, "error").lower(),
-                format_host_port(addr[0], addr[1]),
-            )
+            self._send_failed(error, addr)
             return False
         self.counters.bytes_out += len(payload)
         return True
+
+    def _send_failed(self, error: OSError, addr: Any) -> None:
+        self.counters.udp_send_errors += 1
+        self.refusals.refuse(
+            "udp-send-" + errno.errorcode.get(error.errno or 0, "error").lower(),
+            format_host_port(addr[0], addr[1]),
+        )
