@@ -63,6 +63,9 @@ class FakeSocket:
     def fileno(self) -> int:
         return 99
 
+    def close(self) -> None:
+        self.sends.append(b"<close>")
+
     @property
     def sent(self) -> bytes:
         return b"".join(self.sends)
@@ -286,27 +289,51 @@ def test_nothing_is_sent_after_abort() -> None:
     assert sock.sends == []
 
 
+def test_a_pull_producer_is_asked_for_more_once_its_bytes_are_sent() -> None:
+    """
+    A transport with a non-streaming producer writes the way Twisted does
+    (an epoll writer, then C{doWrite}): the producer is resumed when
+    registered and again once what it wrote has been sent.
+    """
+    transport, sock, reactor = make_transport()
+    producer = RecordingProducer()
+    transport.registerProducer(producer, False)
+    assert producer.calls == ["resume"]
+    transport.write(b"chunk")
+    assert reactor.flush_list == [] and reactor.writers == {transport}
+    assert transport.doWrite() is None
+    assert sock.sent == b"chunk"
+    assert producer.calls == ["resume", "resume"]
+
+
+def test_nothing_is_written_after_the_connection_is_lost() -> None:
+    """
+    Once the connection is lost its descriptor may belong to a new
+    connection: nothing written later may reach the flush.
+    """
+    transport, sock, reactor = make_transport()
+    transport.connectionLost(Failure(twisted_main.CONNECTION_DONE))
+    transport.write(b"too late")
+    assert reactor.flush_list == []
+    assert sock.sends == [b"<close>"]
+
+
 def test_start_tls_writes_go_through_the_tls_layer() -> None:
     """
     After C{startTLS}, the application's plain text must go to the TLS
-    layer, never to the socket.
+    layer, never to the socket or the reactor's flush list.
     """
+    import trustme
+    from twisted.internet import ssl
+
     transport, sock, reactor = make_transport()
-    written: list[bytes] = []
-
-    class TLSLayer(Protocol):
-        def write(self, data: bytes) -> None:
-            written.append(data)
-
-        def writeSequence(self, data: list[bytes]) -> None:
-            written.extend(data)
-
-    transport.protocol = TLSLayer()
-    transport.TLS = True
+    certificate = trustme.CA().issue_cert("localhost")
+    pem = certificate.private_key_and_cert_chain_pem.bytes()
+    transport.startTLS(ssl.PrivateCertificate.loadPEM(pem).options())
     transport.write(b"secret")
     transport.writeSequence([b"more"])
-    assert written == [b"secret", b"more"]
-    assert reactor.flush_list == [] and sock.sends == []
+    assert reactor.flush_list == []
+    assert b"secret" not in sock.sent and b"more" not in sock.sent
 
 
 def test_non_bytes_are_refused() -> None:

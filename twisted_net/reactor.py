@@ -87,6 +87,11 @@ class WriteThroughServer(tcp.Server):
     @ivar descriptor: the socket's file descriptor, which the reactor reads
         and writes with C{os.read} and C{os.write} (while connected).
     @ivar _flush_queued: this transport is on the reactor's flush list.
+    @ivar _plain: nothing but plain writes has happened: no TLS, no
+        C{loseConnection}, C{loseWriteConnection} or C{abortConnection}, no
+        pull producer, still connected.  One flag read on every write
+        instead of five; once false, writes and flushes take Twisted's
+        general paths for good.
     """
 
     _flush_queued = False
@@ -133,6 +138,7 @@ class WriteThroughServer(tcp.Server):
         self._writeDisconnecting = False
         self._writeDisconnected = False
         self._flush_queued = False
+        self._plain = True
         self.startReading()
         self.connected = 1
 
@@ -192,16 +198,10 @@ class WriteThroughServer(tcp.Server):
         (see the class docstring); what this fast path does not cover takes
         Twisted's own C{write}.
         """
-        if (
-            type(data) is not bytes
-            or self.dataBuffer
-            or self.TLS
-            or self._aborting
-            or not self.connected
-            or self._writeDisconnected
-        ):
-            # Bytes waiting for writability (this transport is an epoll
-            # writer already), TLS, a closing connection, or not bytes.
+        if type(data) is not bytes or not self._plain or self.dataBuffer:
+            # TLS, a closing, aborted or lost connection, or not bytes; or
+            # bytes waiting for writability (this transport is an epoll
+            # writer already).
             super().write(data)
             return
         if not data:
@@ -213,6 +213,32 @@ class WriteThroughServer(tcp.Server):
         if not self._flush_queued:
             self._flush_queued = True
             self.reactor._unflushed.append(self)  # type: ignore[attr-defined]
+
+    # What ends the plain state (see _plain in the class docstring).  Each
+    # of these is how Twisted sets one of TLS, _aborting, disconnecting,
+    # _writeDisconnecting (then _writeDisconnected), connected = 0, or
+    # registers a pull producer.
+
+    def startTLS(self, *args: Any, **kwargs: Any) -> None:
+        self._plain = False
+        super().startTLS(*args, **kwargs)
+
+    def abortConnection(self) -> None:
+        self._plain = False
+        super().abortConnection()
+
+    def loseWriteConnection(self) -> None:
+        self._plain = False
+        super().loseWriteConnection()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        if not streaming:
+            self._plain = False
+        super().registerProducer(producer, streaming)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._plain = False
+        super().connectionLost(reason)
 
     def writeSequence(self, iovec: Iterable[bytes]) -> None:
         if self.TLS:
@@ -226,6 +252,7 @@ class WriteThroughServer(tcp.Server):
         reactor's end-of-iteration flush do it when no bytes are waiting for
         writability.
         """
+        self._plain = False
         if (
             self.TLS
             or not self.connected
@@ -394,15 +421,7 @@ class NetReactor(EPollReactor):
         # A list iterator sees what is appended while it runs.
         for transport in transports:
             transport._flush_queued = False
-            if not transport.connected or transport._aborting:
-                continue
-            if not (
-                transport.dataBuffer
-                or transport.disconnecting
-                or transport._writeDisconnecting
-                or transport.producerPaused
-                or (transport.producer is not None and not transport.streamingProducer)
-            ):
+            if transport._plain and not (transport.dataBuffer or transport.producerPaused):
                 chunks = transport._tempDataBuffer
                 data = join(chunks)  # the chunk itself when there is one
                 try:
@@ -418,6 +437,8 @@ class NetReactor(EPollReactor):
                         transport.offset = sent
                         transport.startWriting()
                     continue
+            if not transport.connected or transport._aborting:
+                continue
             try:
                 why = transport.send_queued()
             except BaseException:
