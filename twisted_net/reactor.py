@@ -1,38 +1,48 @@
 """
 A lean epoll reactor for small-message servers (C{twist --reactor netepoll}).
 
-It is Twisted's own C{EPollReactor} with two costs removed from the
-per-message path, both measured on this project's greeting server:
+It is Twisted's own C{EPollReactor} with these costs removed from the
+per-message path, each measured on this project's greeting server
+(C{benchmarks/run.py} for time, C{benchmarks/instructions.py} for
+instructions per message):
 
   - B{write-through}: Twisted's TCP C{transport.write} only buffers and asks
     epoll to report writability (an C{epoll_ctl} to add the writer, a trip
     through C{epoll_wait}, another C{epoll_ctl} to remove it; upstream
     ticket 5303).  Here the server transports written to during a reactor
     iteration are flushed by the reactor itself at the end of that
-    iteration, by the transport's own C{doWrite}; only a connection whose
-    bytes the kernel does not take all at once is registered with epoll,
-    exactly as before.  Writes of one iteration still leave in one C{send}
-    per connection, so a protocol that writes a header and a body does not
-    meet Nagle's algorithm and the peer's delayed ACK (sending each
-    C{write} at once costs such a protocol about 40 ms a reply).  Sending
-    at the end of the iteration rather than right after each read also
-    keeps the replies of one C{epoll_wait} together: sending at once (tried)
-    lets the peers answer sooner, so fewer events arrive per wait and each
-    message costs about 15% more.  Buffering, producers and backpressure,
-    half-close and C{loseConnection} are Twisted's own code paths.
-  - B{no per-event log context}: C{EPollReactor.doPoll} wraps every event in
+    iteration; only a connection whose bytes the kernel does not take all at
+    once is registered with epoll, exactly as before.  Writes of one
+    iteration still leave in one C{send} per connection, so a protocol that
+    writes a header and a body does not meet Nagle's algorithm and the
+    peer's delayed ACK (sending each C{write} at once costs such a protocol
+    about 40 ms a reply).  Sending at the end of the iteration rather than
+    right after each read also keeps the replies of one C{epoll_wait}
+    together: sending at once (tried) lets the peers answer sooner, so fewer
+    events arrive per wait and each message costs about 15% more.
+    Buffering, producers and backpressure, half-close and C{loseConnection}
+    are Twisted's own code paths.
+  - B{direct dispatch}: C{EPollReactor.doPoll} wraps every event in
     C{log.callWithLogger}, which only sets the C{system} prefix of legacy
-    C{twisted.python.log} messages; this reactor dispatches directly, and a
-    plain read event goes straight to C{doRead}.  Events logged with
-    C{twisted.logger} are unaffected.
+    C{twisted.python.log} messages; this reactor dispatches directly.  A
+    read event of a server connection is handled inline: C{os.read} on its
+    descriptor, then the protocol's C{dataReceived}; the end-of-iteration
+    flush sends with C{os.write}.  (The socket object's C{recv} and C{send}
+    parse their arguments the slow way and check for a timeout.)  Events
+    logged with C{twisted.logger} are unaffected.
+  - B{fewer attribute lookups}: under CPython 3.11 a class attribute read
+    through an instance takes a generic lookup, an instance attribute one
+    specialised instruction; the transport copies the few class attributes
+    of Twisted's it reads per message into itself, and one C{_plain} flag
+    stands for five conditions (see L{WriteThroughServer}).
   - B{lean connection ends}: C{loseConnection} with nothing unsent closes at
     the end of the iteration instead of through an epoll writer and an
-    empty C{send}, and the socket is closed without a C{shutdown(2)} first
-    (see L{WriteThroughServer}).
+    empty C{send}, and the socket is closed without a C{shutdown(2)} first.
 
-UDP ports are L{twisted_net.reactor_fastpaths.LeanDatagramPort}s (the same
-read loop with its lookups hoisted).  Everything else (timers, threads,
-signals, TLS, clients, endpoints, socket adoption) is inherited unchanged.
+UDP ports are L{twisted_net.reactor_fastpaths.LeanDatagramPort}s, which
+read datagrams in batches for protocols that take them.  Everything else
+(timers, threads, signals, TLS, clients, endpoints, socket adoption) is
+inherited unchanged.
 """
 
 from __future__ import annotations
