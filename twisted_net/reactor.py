@@ -47,6 +47,7 @@ from typing import Any
 from twisted.internet import tcp
 from twisted.internet.address import IPv6Address
 from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST, installReactor
 from twisted.internet.posixbase import _NO_FILEDESC
 from twisted.python import log
@@ -57,6 +58,10 @@ from .reactor_fastpaths import LeanDatagramPort
 __all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 
 _CLEAN_CLOSE = Failure(CONNECTION_DONE)
+_LOST = Failure(CONNECTION_LOST)
+# What Twisted's _disconnectSelectable hands to connectionLost for the two
+# common reasons (its own table is a default argument of that method).
+_FAILURES = {type(CONNECTION_DONE): _CLEAN_CLOSE, type(CONNECTION_LOST): _LOST}
 
 
 class WriteThroughServer(tcp.Server):
@@ -83,11 +88,23 @@ class WriteThroughServer(tcp.Server):
     C{repr} are made when first asked for rather than formatted for every
     connection (together about a microsecond and 170 bytes a connection).
 
+    The connection's ends skip the reactor's generic bookkeeping where it
+    only repeats itself: a new connection is registered for reading with one
+    C{epoll_ctl} and no C{addReader} round; C{loseConnection} with nothing
+    unsent makes the reactor forget the socket without the C{epoll_ctl} that
+    would remove it from the epoll set, because the close that follows at
+    the end of the iteration removes it for free (see L{_stop_reading});
+    and C{connectionLost} does Twisted's steps in one method.
+
     @ivar _flush_queued: this transport is on the reactor's flush list.
+    @ivar _in_epoll_unknown: the socket is still in the epoll set for
+        reading, but the reactor no longer knows it (L{_stop_reading}): its
+        events are ignored, and closing the socket drops it from the set.
     """
 
     _flush_queued = False
     _shouldShutdown = False
+    _in_epoll_unknown = False
 
     def __init__(
         self,
@@ -115,7 +132,14 @@ class WriteThroughServer(tcp.Server):
         self.client = client
         self.sessionno = sessionno
         self.hostname = client[0]
-        self.startReading()
+        if isinstance(reactor, NetReactor):
+            # addReader for a socket epoll has never seen: one epoll_ctl.
+            fd = sock.fileno()
+            reactor._poller.register(fd, EPOLLIN)
+            reactor._reads.add(fd)
+            reactor._selectables[fd] = self
+        else:
+            self.startReading()
         self.connected = 1
 
     @property
@@ -210,11 +234,104 @@ class WriteThroughServer(tcp.Server):
         ):
             super().loseConnection()
             return
-        self.stopReading()
+        self._stop_reading()
         self.disconnecting = 1
         if not self._flush_queued:
             self._flush_queued = True
             self.reactor.flush_at_end_of_iteration(self)  # type: ignore[attr-defined]
+
+    def _stop_reading(self) -> None:
+        """
+        C{stopReading} for a connection about to close: the reactor forgets
+        the socket, so its read events are ignored from now on, but it stays
+        in the epoll set until the close at the end of this iteration
+        removes it there without an C{epoll_ctl} (the kernel drops a socket
+        from every epoll set when its last descriptor is closed; accepted
+        sockets are close-on-exec and never duplicated here).  Should the
+        connection not close then after all (L{startWriting} because the
+        kernel did not take every byte, or L{startReading}), the
+        C{epoll_ctl} is made first.
+        """
+        reactor = self.reactor
+        if not isinstance(reactor, NetReactor):
+            self.stopReading()
+            return
+        fd = self.socket.fileno()
+        reads = reactor._reads
+        if fd in reads and fd not in reactor._writes:
+            reads.remove(fd)
+            del reactor._selectables[fd]
+            self._in_epoll_unknown = True
+        else:
+            self.stopReading()
+
+    def _forget_epoll(self) -> None:
+        """
+        Remove the socket from the epoll set that L{_stop_reading} left it
+        in, before the reactor is asked to watch it again.
+        """
+        self._in_epoll_unknown = False
+        self.reactor._poller.unregister(self.socket.fileno())  # type: ignore[attr-defined]
+
+    def startReading(self) -> None:
+        """
+        Watch for readability (Twisted's, after L{_forget_epoll} if needed).
+        """
+        if self._in_epoll_unknown:
+            self._forget_epoll()
+        super().startReading()
+
+    def startWriting(self) -> None:
+        """
+        Watch for writability (Twisted's, after L{_forget_epoll} if needed).
+        """
+        if self._in_epoll_unknown:
+            self._forget_epoll()
+        super().startWriting()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Twisted's C{Connection.connectionLost} and
+        C{FileDescriptor.connectionLost} in one: stop the producer, forget
+        the socket in the reactor, close it, tell the protocol.  A socket
+        the reactor watches only with epoll leaves the epoll set with its
+        close, so no C{epoll_ctl} is made for it.
+        """
+        if "socket" not in self.__dict__:
+            # Called twice (see tcp.Connection.connectionLost).
+            return
+        reactor = self.reactor
+        self.disconnected = 1
+        self.connected = 0
+        if self.producer is not None:
+            self.producer.stopProducing()
+            self.producer = None
+        fd = self.socket.fileno()
+        if isinstance(reactor, NetReactor) and (
+            self._in_epoll_unknown or fd in reactor._reads or fd in reactor._writes
+        ):
+            # The close below removes the socket from the epoll set.
+            self._in_epoll_unknown = False
+            reactor._reads.discard(fd)
+            reactor._writes.discard(fd)
+            reactor._selectables.pop(fd, None)
+        else:
+            self.stopReading()
+            self.stopWriting()
+        orderly = not issubclass(reason.type, ConnectionAborted)  # type: ignore[arg-type]
+        if orderly and not self._shouldShutdown:
+            # (try, not contextlib.suppress: cheaper once per connection)
+            try:  # noqa: SIM105
+                self.socket.close()
+            except OSError:
+                pass
+        else:
+            self._closeSocket(orderly)
+        protocol = self.protocol
+        del self.protocol
+        del self.socket
+        del self.fileno
+        protocol.connectionLost(reason)
 
     def send_queued(self) -> object:
         """
@@ -339,6 +456,25 @@ class NetReactor(EPollReactor):
         )
         listening.startListening()
         return listening
+
+    def _disconnectSelectable(
+        self, selectable: Any, why: Any, isRead: bool, faildict: Any = None
+    ) -> None:
+        """
+        Twisted's C{_disconnectSelectable}, minus its C{removeReader} and
+        C{removeWriter} calls for a L{WriteThroughServer} that is simply
+        lost: its C{connectionLost} forgets the socket itself.  A read that
+        ended cleanly (a possible half-close) and every other selectable
+        take Twisted's path.
+        """
+        if type(selectable) is WriteThroughServer and not (isRead and type(why) is ConnectionDone):
+            failure = _FAILURES.get(type(why))
+            selectable.connectionLost(failure if failure is not None else Failure(why))
+            return
+        if faildict is None:
+            super()._disconnectSelectable(selectable, why, isRead)
+        else:
+            super()._disconnectSelectable(selectable, why, isRead, faildict)
 
     def flush_at_end_of_iteration(self, transport: WriteThroughServer) -> None:
         """

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -27,7 +28,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .address import format_address, peer_host
+from .address import format_address, format_host_port, peer_host
 from .config import ServerConfig
 from .hello import GREETING, LINE_END, error_line, is_exit, reply, split_seed_read
 from .logs import NamedLogger
@@ -40,6 +41,8 @@ __all__ = [
     "LineProtocol",
     "SeedProtocol",
 ]
+
+_TCP_GET_PEER = tcp.Server.getPeer
 
 # Why reading is paused (bit flags: reading resumes when none is left).
 _BACKPRESSURE = 1
@@ -88,9 +91,18 @@ class GreetingProtocol(Protocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        address = self.transport.getPeer()  # type: ignore[union-attr]
-        self.peer = format_address(address)
-        self.peer_host = peer_host(address)
+        transport = self.transport
+        if type(transport).getPeer is _TCP_GET_PEER:  # type: ignore[union-attr]
+            # What Twisted's TCP transport would wrap in an address object,
+            # read directly.  A wrapper (TLS, the PROXY header) has its own
+            # getPeer and takes the general path.
+            host, port = transport.client[:2]  # type: ignore[union-attr]
+            self.peer = format_host_port(host, port)
+            self.peer_host = host
+        else:
+            address = transport.getPeer()  # type: ignore[union-attr]
+            self.peer = format_address(address)
+            self.peer_host = peer_host(address)
         refusal = factory.admit(self)
         if refusal is not None:
             self._closing = True
