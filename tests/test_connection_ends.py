@@ -387,3 +387,28 @@ def test_peer_of_a_wrapping_transport_is_its_own(net_reactor: NetReactor) -> Non
     net_reactor._flush_writes()
     assert factory.sessions == set()
     client.close()
+
+
+def test_hosts_are_counted_only_with_a_per_host_limit(net_reactor: NetReactor) -> None:
+    """
+    With C{max_per_peer} off, sessions are admitted and counted without the
+    per-host table (its only use is that limit).
+    """
+    factory = GreetingFactory("seed", ServerConfig(max_per_peer=0), clock=net_reactor)
+    listener = socket.create_server((LOOPBACK, 0))
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    accepted, address = listener.accept()
+    listener.close()
+    protocol = factory.buildProtocol(None)
+    assert protocol is not None
+    transport = WriteThroughServer(accepted, protocol, address, None, 1, net_reactor)
+    protocol.makeConnection(transport)
+    assert factory.sessions == {protocol} and factory.per_peer == {}
+    assert factory.counters.connections_open == 1
+    transport.loseConnection()
+    net_reactor._flush_writes()
+    assert factory.sessions == set() and factory.per_peer == {}
+    assert factory.counters.connections_open == 0
+    assert client.recv(100) == b"Welcome!"
+    assert client.recv(100) == b""
+    client.close()

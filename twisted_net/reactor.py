@@ -240,6 +240,31 @@ class WriteThroughServer(tcp.Server):
             self._flush_queued = True
             self.reactor.flush_at_end_of_iteration(self)  # type: ignore[attr-defined]
 
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """
+        Twisted's C{registerProducer} (C{FileDescriptor}'s, reached through
+        the TLS mixin's) in one call when no TLS layer is started.
+        """
+        if self.TLS or self.producer is not None or self.disconnected:
+            super().registerProducer(producer, streaming)
+            return
+        self.producer = producer
+        self.streamingProducer = streaming
+        if not streaming:
+            producer.resumeProducing()
+
+    def unregisterProducer(self) -> None:
+        """
+        Twisted's C{unregisterProducer}, in one call when no TLS layer is
+        started.
+        """
+        if self.TLS:
+            super().unregisterProducer()
+            return
+        self.producer = None
+        if self.connected and self.disconnecting:
+            self.startWriting()
+
     def _stop_reading(self) -> None:
         """
         C{stopReading} for a connection about to close: the reactor forgets
@@ -320,8 +345,7 @@ class WriteThroughServer(tcp.Server):
             self.stopWriting()
         orderly = not issubclass(reason.type, ConnectionAborted)  # type: ignore[arg-type]
         if orderly and not self._shouldShutdown:
-            # (try, not contextlib.suppress: cheaper once per connection)
-            try:  # noqa: SIM105
+            try:  # noqa: SIM105  (try is cheaper than contextlib.suppress)
                 self.socket.close()
             except OSError:
                 pass

@@ -79,6 +79,8 @@ class GreetingProtocol(Protocol):
     closing_since: float | None = None
     partial_since: float | None = None
     _admitted = False
+    # Counted in the factory's per-host table (only with a per-host limit).
+    _counted_per_peer = False
     _closing = False
     _read_closed = False
     _producing = False
@@ -512,6 +514,8 @@ class GreetingFactory(Factory):
     @ivar config: the limits and behaviour (L{ServerConfig}).
     @ivar counters: running totals, shared with the UDP side if wanted.
     @ivar sessions: the admitted connections now open.
+    @ivar per_peer: how many of them each host has open, kept only while
+        C{config.max_per_peer} is set (the only use of the count).
     @ivar now: a coarse clock (seconds), advanced by the watchdog; cheap to
         read on the per-message path.
     """
@@ -564,11 +568,13 @@ class GreetingFactory(Factory):
         config = self.config
         if config.max_connections and len(self.sessions) >= config.max_connections:
             return "max-connections"
-        host = protocol.peer_host
-        count = self.per_peer.get(host, 0)
-        if config.max_per_peer and count >= config.max_per_peer:
-            return "max-per-peer"
-        self.per_peer[host] = count + 1
+        if config.max_per_peer:
+            host = protocol.peer_host
+            count = self.per_peer.get(host, 0)
+            if count >= config.max_per_peer:
+                return "max-per-peer"
+            self.per_peer[host] = count + 1
+            protocol._counted_per_peer = True
         self.sessions.add(protocol)
         self.counters.connections_open += 1
         self.counters.connections_total += 1
@@ -585,12 +591,14 @@ class GreetingFactory(Factory):
         Forget a closed connection (capacity comes back).
         """
         self.sessions.discard(protocol)
-        host = protocol.peer_host
-        count = self.per_peer.get(host, 0) - 1
-        if count > 0:
-            self.per_peer[host] = count
-        else:
-            self.per_peer.pop(host, None)
+        if protocol._counted_per_peer:
+            protocol._counted_per_peer = False
+            host = protocol.peer_host
+            count = self.per_peer.get(host, 0) - 1
+            if count > 0:
+                self.per_peer[host] = count
+            else:
+                self.per_peer.pop(host, None)
         self.counters.connections_open -= 1
         if self.config.log_connections:
             self.log.info(
