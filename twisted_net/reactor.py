@@ -322,8 +322,12 @@ class WriteThroughServer(tcp.Server):
         the reactor watches only with epoll leaves the epoll set with its
         close, so no C{epoll_ctl} is made for it.
         """
-        if "socket" not in self.__dict__:
-            # Called twice (see tcp.Connection.connectionLost).
+        try:
+            sock = self.socket
+        except AttributeError:
+            # Called twice (see tcp.Connection.connectionLost).  Not
+            # "socket" in self.__dict__: reading __dict__ costs Python 3.11
+            # a conversion of the instance's attribute storage.
             return
         reactor = self.reactor
         self.disconnected = 1
@@ -331,7 +335,7 @@ class WriteThroughServer(tcp.Server):
         if self.producer is not None:
             self.producer.stopProducing()
             self.producer = None
-        fd = self.socket.fileno()
+        fd = sock.fileno()
         if isinstance(reactor, NetReactor) and (
             self._in_epoll_unknown or fd in reactor._reads or fd in reactor._writes
         ):
@@ -346,7 +350,7 @@ class WriteThroughServer(tcp.Server):
         orderly = not issubclass(reason.type, ConnectionAborted)  # type: ignore[arg-type]
         if orderly and not self._shouldShutdown:
             try:  # noqa: SIM105  (try is cheaper than contextlib.suppress)
-                self.socket.close()
+                sock.close()
             except OSError:
                 pass
         else:
