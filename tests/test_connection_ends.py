@@ -405,10 +405,14 @@ def test_hosts_are_counted_only_with_a_per_host_limit(net_reactor: NetReactor) -
     protocol.makeConnection(transport)
     assert factory.sessions == {protocol} and factory.per_peer == {}
     assert factory.counters.connections_open == 1
+    # Nothing needed the peer's description yet: it is made on demand.
+    assert protocol._peer is None
     transport.loseConnection()
     net_reactor._flush_writes()
     assert factory.sessions == set() and factory.per_peer == {}
     assert factory.counters.connections_open == 0
     assert client.recv(100) == b"Welcome!"
     assert client.recv(100) == b""
+    host, port = client.getsockname()
+    assert protocol.peer == f"{host}:{port}" and protocol.peer_host == host
     client.close()

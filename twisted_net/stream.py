@@ -61,7 +61,6 @@ class GreetingProtocol(Protocol):
     reading from that peer until its replies drain.
 
     @cvar greeting: the bytes sent when the connection opens.
-    @ivar peer: printable peer address, as logged.
     """
 
     greeting: ClassVar[bytes] = GREETING
@@ -72,8 +71,8 @@ class GreetingProtocol(Protocol):
     # Per-connection state starts as these class attributes, so that an
     # instance only stores what it changes (10,000 idle connections should
     # cost as little memory as possible).
-    peer = ""
-    peer_host = ""
+    _peer: str | None = None
+    _peer_host = ""
     last_activity = 0.0
     paused_since: float | None = None
     closing_since: float | None = None
@@ -89,22 +88,57 @@ class GreetingProtocol(Protocol):
     _pending_bytes = 0
     _timer: IDelayedCall | None = None
 
+    # The peer, described when first needed ---------------------------------
+
+    @property
+    def peer(self) -> str:
+        """
+        The peer's address as logged (C{HOST:PORT}); C{""} before the
+        connection is made.  Described on first use (a refusal, a log line,
+        the per-host limit), not for every connection.
+        """
+        if self._peer is None:
+            self._describe_peer()
+        return self._peer or ""
+
+    @peer.setter
+    def peer(self, value: str) -> None:
+        self._peer = value
+
+    @property
+    def peer_host(self) -> str:
+        """
+        The peer's host, the key of the per-host limit (C{"unix"} for UNIX
+        sockets).
+        """
+        if self._peer is None:
+            self._describe_peer()
+        return self._peer_host
+
+    @peer_host.setter
+    def peer_host(self, value: str) -> None:
+        self._peer_host = value
+
+    def _describe_peer(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        if type(transport).getPeer is _TCP_GET_PEER:
+            # What Twisted's TCP transport would wrap in an address object,
+            # read directly.  A wrapper (TLS, the PROXY header) has its own
+            # getPeer and takes the general path.
+            host, port = transport.client[:2]  # type: ignore[attr-defined]
+            self._peer = format_host_port(host, port)
+            self._peer_host = host
+        else:
+            address = transport.getPeer()
+            self._peer = format_address(address)
+            self._peer_host = peer_host(address)
+
     # Session life cycle ---------------------------------------------------
 
     def connectionMade(self) -> None:
         factory = self.factory
-        transport = self.transport
-        if type(transport).getPeer is _TCP_GET_PEER:  # type: ignore[union-attr]
-            # What Twisted's TCP transport would wrap in an address object,
-            # read directly.  A wrapper (TLS, the PROXY header) has its own
-            # getPeer and takes the general path.
-            host, port = transport.client[:2]  # type: ignore[union-attr]
-            self.peer = format_host_port(host, port)
-            self.peer_host = host
-        else:
-            address = transport.getPeer()  # type: ignore[union-attr]
-            self.peer = format_address(address)
-            self.peer_host = peer_host(address)
         refusal = factory.admit(self)
         if refusal is not None:
             self._closing = True
