@@ -394,7 +394,8 @@ def test_hosts_are_counted_only_with_a_per_host_limit(net_reactor: NetReactor) -
     With C{max_per_peer} off, sessions are admitted and counted without the
     per-host table (its only use is that limit).
     """
-    factory = GreetingFactory("seed", ServerConfig(max_per_peer=0), clock=net_reactor)
+    config = ServerConfig(max_per_peer=0, log_connections=False)
+    factory = GreetingFactory("seed", config, clock=net_reactor)
     listener = socket.create_server((LOOPBACK, 0))
     client = socket.create_connection(listener.getsockname(), timeout=5)
     accepted, address = listener.accept()
