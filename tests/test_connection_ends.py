@@ -15,7 +15,7 @@ from __future__ import annotations
 import select
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from support import needs_ipv6
@@ -417,3 +417,115 @@ def test_hosts_are_counted_only_with_a_per_host_limit(net_reactor: NetReactor) -
     host, port = client.getsockname()
     assert protocol.peer == f"{host}:{port}" and protocol.peer_host == host
     client.close()
+
+
+# The greeting leaves at once -----------------------------------------------
+
+
+def test_greeting_is_sent_without_waiting_for_the_flush(net_reactor: NetReactor) -> None:
+    """
+    On the write-through transport the greeting is sent during
+    C{connectionMade}, not queued for the end of the iteration.
+    """
+    factory = GreetingFactory("line", ServerConfig(), clock=net_reactor)
+    listener = socket.create_server((LOOPBACK, 0))
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    accepted, address = listener.accept()
+    listener.close()
+    protocol = factory.buildProtocol(None)
+    assert protocol is not None
+    transport = WriteThroughServer(accepted, protocol, address, None, 1, net_reactor)
+    protocol.makeConnection(transport)
+    assert not transport.has_unsent_data()
+    assert client.recv(100) == b"Welcome!\r\n"
+    assert factory.counters.bytes_out == len(b"Welcome!\r\n")
+    client.close()
+
+
+class RefusingSocket:
+    """
+    A socket whose C{send} takes C{room} bytes, or fails with C{error}.
+    """
+
+    def __init__(self, room: int = 0, error: OSError | None = None) -> None:
+        self.room = room
+        self.error = error
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return 99
+
+    def send(self, data: bytes) -> int:
+        if self.error is not None:
+            raise self.error
+        return min(self.room, len(data))
+
+
+class FlushListReactor:
+    def __init__(self) -> None:
+        self.flush_list: list[Any] = []
+
+    def flush_at_end_of_iteration(self, transport: Any) -> None:
+        self.flush_list.append(transport)
+
+    def addReader(self, reader: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("sock", "queued"),
+    [
+        (RefusingSocket(room=3), b"come!"),
+        (RefusingSocket(error=BlockingIOError()), b"Welcome!"),
+        (RefusingSocket(error=ConnectionResetError()), b"Welcome!"),
+    ],
+)
+def test_greeting_the_kernel_does_not_take_is_written(sock: Any, queued: bytes) -> None:
+    """
+    What the kernel does not take at once (or a failing C{send}) is queued
+    as an ordinary write, for the end-of-iteration flush (which reports a
+    broken connection as Twisted does).
+    """
+    reactor = FlushListReactor()
+    transport = WriteThroughServer(sock, Recorder(), (LOOPBACK, 1), None, 1, cast(Any, reactor))
+    transport.send_first(b"Welcome!")
+    assert b"".join(transport._tempDataBuffer) == queued
+    assert reactor.flush_list == [transport]
+
+
+def test_greeting_through_a_wrapping_transport_is_written(net_reactor: NetReactor) -> None:
+    """
+    A wrapper forwarding unknown attributes to the transport it wraps (as
+    Twisted's TLS wrapper does) gets an ordinary C{write}: the greeting
+    must not bypass it.
+    """
+    written: list[bytes] = []
+    inner = WriteThroughServer(
+        cast(Any, RefusingSocket(room=100)),
+        Recorder(),
+        (LOOPBACK, 1),
+        None,
+        1,
+        cast(Any, FlushListReactor()),
+    )
+
+    class Wrapper:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        def write(self, data: bytes) -> None:
+            written.append(data)
+
+        def registerProducer(self, producer: Any, streaming: bool) -> None:
+            pass
+
+        def getPeer(self) -> IPv4Address:
+            return IPv4Address("TCP", LOOPBACK, 1)
+
+    factory = GreetingFactory("seed", ServerConfig(), clock=net_reactor)
+    protocol = factory.buildProtocol(None)
+    assert protocol is not None
+    protocol.makeConnection(cast(Any, Wrapper()))
+    assert written == [b"Welcome!"]

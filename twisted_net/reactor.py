@@ -240,6 +240,34 @@ class WriteThroughServer(tcp.Server):
             self._flush_queued = True
             self.reactor.flush_at_end_of_iteration(self)  # type: ignore[attr-defined]
 
+    def send_first(self, data: bytes) -> None:
+        """
+        Send the first bytes of a connection (a greeting) at once instead of
+        at the end of the iteration: with nothing written before there is
+        nothing to keep together, and this saves the flush-list round
+        (three calls a connection).  Anything but the plain case, and what
+        the kernel does not take at once, goes through L{write}; so does a
+        failing C{send}, whose error the end-of-iteration flush meets again
+        and reports as Twisted would.
+        """
+        if (
+            type(data) is not bytes
+            or self.TLS
+            or self._tempDataLen
+            or self.dataBuffer
+            or self.disconnecting
+            or not self.connected
+            or self._writeDisconnected
+        ):
+            self.write(data)
+            return
+        try:
+            sent = self.socket.send(data)
+        except OSError:
+            sent = 0
+        if sent < len(data):
+            self.write(data[sent:])
+
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """
         Twisted's C{registerProducer} (C{FileDescriptor}'s, reached through

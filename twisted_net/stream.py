@@ -152,8 +152,17 @@ class GreetingProtocol(Protocol):
         # producer: a TLS transport buffers it until its handshake is done
         # and pauses its producer meanwhile, and pausing would stop reading
         # the very handshake it waits for.
-        self._write(self.greeting)
-        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        transport = self.transport
+        greeting = self.greeting
+        factory.counters.bytes_out += len(greeting)
+        # A class attribute, not getattr(transport, ...): a wrapping
+        # transport (TLS) forwards unknown attributes to the one it wraps.
+        send_first = getattr(type(transport), "send_first", None)
+        if send_first is not None:
+            send_first(transport, greeting)
+        else:
+            transport.write(greeting)  # type: ignore[union-attr]
+        transport.registerProducer(self, True)  # type: ignore[union-attr]
         self._producing = True
         if factory.draining:
             self.drain()
