@@ -129,6 +129,7 @@ def test_close_needs_no_epoll_ctl(
     """
     transport, client, protocol = connection
     fd = transport.fileno()
+    sock = transport.socket
     transport.write(b"bye")
     transport.loseConnection()
     assert fd not in net_reactor._reads and fd not in net_reactor._selectables
@@ -140,6 +141,7 @@ def test_close_needs_no_epoll_ctl(
     assert len(protocol.lost) == 1 and protocol.lost[0].check(error.ConnectionDone)
     assert "socket" not in vars(transport)
     assert fd not in net_reactor._selectables and fd not in net_reactor._writes
+    assert sock.fileno() == -1 and "[closed]" in repr(sock)
     assert client.recv(100) == b"bye"
 
 

@@ -37,6 +37,7 @@ signals, TLS, clients, endpoints, socket adoption) is inherited unchanged.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import socket
 import sys
@@ -57,6 +58,7 @@ from .reactor_fastpaths import LeanDatagramPort
 
 __all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 
+_close_socket = _socket.socket.close
 _CLEAN_CLOSE = Failure(CONNECTION_DONE)
 _LOST = Failure(CONNECTION_LOST)
 # What Twisted's _disconnectSelectable hands to connectionLost for the two
@@ -377,8 +379,15 @@ class WriteThroughServer(tcp.Server):
             self.stopWriting()
         orderly = not issubclass(reason.type, ConnectionAborted)  # type: ignore[arg-type]
         if orderly and not self._shouldShutdown:
-            try:  # noqa: SIM105  (try is cheaper than contextlib.suppress)
-                sock.close()
+            try:
+                if type(sock) is socket.socket:
+                    # socket.close() without its two Python-level calls: it
+                    # waits only for makefile() objects, which a
+                    # transport's socket never has.
+                    sock._closed = True  # type: ignore[attr-defined]
+                    _close_socket(sock)
+                else:
+                    sock.close()
             except OSError:
                 pass
         else:
