@@ -327,7 +327,10 @@ def test_address_made_only_for_factories_that_read_it(
         client.close()
     finally:
         port.stopListening()
-        net_reactor.removeAll()
+        # Let the port's deferred connectionLost run: it closes the
+        # listening socket and the port's reserve descriptor.
+        net_reactor.runUntilCurrent()
+        assert port._reserve is None and not hasattr(port, "socket")
 
 
 # The greeting protocol reads the peer from the transport -------------------
