@@ -25,6 +25,7 @@ from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Factory
 
 from .address import format_host_port
 from .logs import NamedLogger
@@ -35,6 +36,8 @@ __all__ = ["ACCEPT_BACKOFF", "GuardedListeningReactor", "GuardedPort"]
 
 ACCEPT_BACKOFF = 0.1
 """Seconds the listening socket is left alone after an C{accept} failure."""
+
+_ADDRESS_UNUSED = Factory.buildProtocol
 
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 _OUT_OF_MEMORY = frozenset({errno.ENOBUFS, errno.ENOMEM})
@@ -151,7 +154,12 @@ class GuardedPort(tcp.Port):
                 host = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
                 address = (host[0], *address[1:])
             port: Any = self
-            protocol: Any = port.factory.buildProtocol(port._buildAddr(address))
+            factory = port.factory
+            # Twisted's own Factory.buildProtocol never looks at the address:
+            # do not build an address object per connection for it.
+            protocol: Any = factory.buildProtocol(
+                None if type(factory).buildProtocol is _ADDRESS_UNUSED else port._buildAddr(address)
+            )
             if protocol is None:
                 client.close()
                 return

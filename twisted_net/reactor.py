@@ -47,6 +47,7 @@ inherited unchanged.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import socket
@@ -58,6 +59,7 @@ from typing import Any
 from twisted.internet import tcp
 from twisted.internet.address import IPv6Address
 from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST, installReactor
 from twisted.internet.posixbase import _NO_FILEDESC
 from twisted.python import log
@@ -67,7 +69,12 @@ from .reactor_fastpaths import LeanDatagramPort
 
 __all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 
+_close_socket = _socket.socket.close
 _CLEAN_CLOSE = Failure(CONNECTION_DONE)
+_LOST = Failure(CONNECTION_LOST)
+# What Twisted's _disconnectSelectable hands to connectionLost for the two
+# common reasons (its own table is a default argument of that method).
+_FAILURES = {type(CONNECTION_DONE): _CLEAN_CLOSE, type(CONNECTION_LOST): _LOST}
 
 
 class WriteThroughServer(tcp.Server):
@@ -94,6 +101,14 @@ class WriteThroughServer(tcp.Server):
     C{repr} are made when first asked for rather than formatted for every
     connection (together about a microsecond and 170 bytes a connection).
 
+    The connection's ends skip the reactor's generic bookkeeping where it
+    only repeats itself: a new connection is registered for reading with one
+    C{epoll_ctl} and no C{addReader} round; C{loseConnection} with nothing
+    unsent makes the reactor forget the socket without the C{epoll_ctl} that
+    would remove it from the epoll set, because the close that follows at
+    the end of the iteration removes it for free (see L{_stop_reading});
+    and C{connectionLost} does Twisted's steps in one method.
+
     @ivar descriptor: the socket's file descriptor, which the reactor reads
         and writes with C{os.read} and C{os.write} (while connected).
     @ivar _flush_queued: this transport is on the reactor's flush list.
@@ -102,10 +117,14 @@ class WriteThroughServer(tcp.Server):
         pull producer, still connected.  One flag read on every write
         instead of five; once false, writes and flushes take Twisted's
         general paths for good.
+    @ivar _in_epoll_unknown: the socket is still in the epoll set for
+        reading, but the reactor no longer knows it (L{_stop_reading}): its
+        events are ignored, and closing the socket drops it from the set.
     """
 
     _flush_queued = False
     _shouldShutdown = False
+    _in_epoll_unknown = False
 
     def __init__(
         self,
@@ -149,7 +168,14 @@ class WriteThroughServer(tcp.Server):
         self._writeDisconnected = False
         self._flush_queued = False
         self._plain = True
-        self.startReading()
+        if isinstance(reactor, NetReactor):
+            # addReader for a socket epoll has never seen: one epoll_ctl.
+            fd = self.descriptor
+            reactor._poller.register(fd, EPOLLIN)
+            reactor._reads.add(fd)
+            reactor._selectables[fd] = self
+        else:
+            self.startReading()
         self.connected = 1
 
     @property
@@ -241,15 +267,6 @@ class WriteThroughServer(tcp.Server):
         self._plain = False
         super().loseWriteConnection()
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        if not streaming:
-            self._plain = False
-        super().registerProducer(producer, streaming)
-
-    def connectionLost(self, reason: Failure) -> None:
-        self._plain = False
-        super().connectionLost(reason)
-
     def writeSequence(self, iovec: Iterable[bytes]) -> None:
         if self.TLS:
             super().writeSequence(iovec)
@@ -272,11 +289,162 @@ class WriteThroughServer(tcp.Server):
         ):
             super().loseConnection()
             return
-        self.stopReading()
+        self._stop_reading()
         self.disconnecting = 1
         if not self._flush_queued:
             self._flush_queued = True
             self.reactor.flush_at_end_of_iteration(self)  # type: ignore[attr-defined]
+
+    def send_first(self, data: bytes) -> None:
+        """
+        Send the first bytes of a connection (a greeting) at once instead of
+        at the end of the iteration: with nothing written before there is
+        nothing to keep together, and this saves the flush-list round
+        (three calls a connection).  Anything but the plain case, and what
+        the kernel does not take at once, goes through L{write}; so does a
+        failing C{send}, whose error the end-of-iteration flush meets again
+        and reports as Twisted would.
+        """
+        if type(data) is not bytes or not self._plain or self._tempDataLen or self.dataBuffer:
+            self.write(data)
+            return
+        try:
+            sent = self.socket.send(data)
+        except OSError:
+            sent = 0
+        if sent < len(data):
+            self.write(data[sent:])
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """
+        Twisted's C{registerProducer} (C{FileDescriptor}'s, reached through
+        the TLS mixin's) in one call when no TLS layer is started.
+        """
+        if not streaming:
+            self._plain = False
+        if self.TLS or self.producer is not None or self.disconnected:
+            super().registerProducer(producer, streaming)
+            return
+        self.producer = producer
+        self.streamingProducer = streaming
+        if not streaming:
+            producer.resumeProducing()
+
+    def unregisterProducer(self) -> None:
+        """
+        Twisted's C{unregisterProducer}, in one call when no TLS layer is
+        started.
+        """
+        if self.TLS:
+            super().unregisterProducer()
+            return
+        self.producer = None
+        if self.connected and self.disconnecting:
+            self.startWriting()
+
+    def _stop_reading(self) -> None:
+        """
+        C{stopReading} for a connection about to close: the reactor forgets
+        the socket, so its read events are ignored from now on, but it stays
+        in the epoll set until the close at the end of this iteration
+        removes it there without an C{epoll_ctl} (the kernel drops a socket
+        from every epoll set when its last descriptor is closed; accepted
+        sockets are close-on-exec and never duplicated here).  Should the
+        connection not close then after all (L{startWriting} because the
+        kernel did not take every byte, or L{startReading}), the
+        C{epoll_ctl} is made first.
+        """
+        reactor = self.reactor
+        if not isinstance(reactor, NetReactor):
+            self.stopReading()
+            return
+        fd = self.socket.fileno()
+        reads = reactor._reads
+        if fd in reads and fd not in reactor._writes:
+            reads.remove(fd)
+            del reactor._selectables[fd]
+            self._in_epoll_unknown = True
+        else:
+            self.stopReading()
+
+    def _forget_epoll(self) -> None:
+        """
+        Remove the socket from the epoll set that L{_stop_reading} left it
+        in, before the reactor is asked to watch it again.
+        """
+        self._in_epoll_unknown = False
+        self.reactor._poller.unregister(self.socket.fileno())  # type: ignore[attr-defined]
+
+    def startReading(self) -> None:
+        """
+        Watch for readability (Twisted's, after L{_forget_epoll} if needed).
+        """
+        if self._in_epoll_unknown:
+            self._forget_epoll()
+        super().startReading()
+
+    def startWriting(self) -> None:
+        """
+        Watch for writability (Twisted's, after L{_forget_epoll} if needed).
+        """
+        if self._in_epoll_unknown:
+            self._forget_epoll()
+        super().startWriting()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Twisted's C{Connection.connectionLost} and
+        C{FileDescriptor.connectionLost} in one: stop the producer, forget
+        the socket in the reactor, close it, tell the protocol.  A socket
+        the reactor watches only with epoll leaves the epoll set with its
+        close, so no C{epoll_ctl} is made for it.
+        """
+        try:
+            sock = self.socket
+        except AttributeError:
+            # Called twice (see tcp.Connection.connectionLost).  Not
+            # "socket" in self.__dict__: reading __dict__ costs Python 3.11
+            # a conversion of the instance's attribute storage.
+            return
+        reactor = self.reactor
+        self._plain = False
+        self.disconnected = 1
+        self.connected = 0
+        if self.producer is not None:
+            self.producer.stopProducing()
+            self.producer = None
+        fd = sock.fileno()
+        if isinstance(reactor, NetReactor) and (
+            self._in_epoll_unknown or fd in reactor._reads or fd in reactor._writes
+        ):
+            # The close below removes the socket from the epoll set.
+            self._in_epoll_unknown = False
+            reactor._reads.discard(fd)
+            reactor._writes.discard(fd)
+            reactor._selectables.pop(fd, None)
+        else:
+            self.stopReading()
+            self.stopWriting()
+        orderly = not issubclass(reason.type, ConnectionAborted)  # type: ignore[arg-type]
+        if orderly and not self._shouldShutdown:
+            try:
+                if type(sock) is socket.socket:
+                    # socket.close() without its two Python-level calls: it
+                    # waits only for makefile() objects, which a
+                    # transport's socket never has.
+                    sock._closed = True  # type: ignore[attr-defined]
+                    _close_socket(sock)
+                else:
+                    sock.close()
+            except OSError:
+                pass
+        else:
+            self._closeSocket(orderly)
+        protocol = self.protocol
+        del self.protocol
+        del self.socket
+        del self.fileno
+        protocol.connectionLost(reason)
 
     def send_queued(self) -> object:
         """
@@ -406,6 +574,25 @@ class NetReactor(EPollReactor):
         )
         listening.startListening()
         return listening
+
+    def _disconnectSelectable(
+        self, selectable: Any, why: Any, isRead: bool, faildict: Any = None
+    ) -> None:
+        """
+        Twisted's C{_disconnectSelectable}, minus its C{removeReader} and
+        C{removeWriter} calls for a L{WriteThroughServer} that is simply
+        lost: its C{connectionLost} forgets the socket itself.  A read that
+        ended cleanly (a possible half-close) and every other selectable
+        take Twisted's path.
+        """
+        if type(selectable) is WriteThroughServer and not (isRead and type(why) is ConnectionDone):
+            failure = _FAILURES.get(type(why))
+            selectable.connectionLost(failure if failure is not None else Failure(why))
+            return
+        if faildict is None:
+            super()._disconnectSelectable(selectable, why, isRead)
+        else:
+            super()._disconnectSelectable(selectable, why, isRead, faildict)
 
     def flush_at_end_of_iteration(self, transport: WriteThroughServer) -> None:
         """

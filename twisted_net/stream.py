@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -27,7 +28,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .address import format_address, peer_host
+from .address import format_address, format_host_port, peer_host
 from .config import ServerConfig
 from .hello import (
     CARRIAGE_RETURN,
@@ -62,6 +63,8 @@ _PIPELINED_ENDS = (REPLY_PREFIX, REPLY_SUFFIX + b"\n")
 """C{_PIPELINED_JOIN.join(lines).join(_PIPELINED_ENDS)} answers each of
 C{lines} with its reply and a line feed: C{Hello, a!\\nHello, b!\\n}."""
 
+_TCP_GET_PEER = tcp.Server.getPeer
+
 # Why reading is paused (bit flags: reading resumes when none is left).
 _BACKPRESSURE = 1
 _QUEUE_FULL = 2
@@ -79,7 +82,6 @@ class GreetingProtocol(Protocol):
     reading from that peer until its replies drain.
 
     @cvar greeting: the bytes sent when the connection opens.
-    @ivar peer: printable peer address, as logged.
     """
 
     greeting: ClassVar[bytes] = GREETING
@@ -90,13 +92,15 @@ class GreetingProtocol(Protocol):
     # Per-connection state starts as these class attributes, so that an
     # instance only stores what it changes (10,000 idle connections should
     # cost as little memory as possible).
-    peer = ""
-    peer_host = ""
+    _peer: str | None = None
+    _peer_host = ""
     last_activity = 0.0
     paused_since: float | None = None
     closing_since: float | None = None
     partial_since: float | None = None
     _admitted = False
+    # Counted in the factory's per-host table (only with a per-host limit).
+    _counted_per_peer = False
     _closing = False
     _read_closed = False
     _producing = False
@@ -105,6 +109,53 @@ class GreetingProtocol(Protocol):
     _pending_bytes = 0
     _timer: IDelayedCall | None = None
 
+    # The peer, described when first needed ---------------------------------
+
+    @property
+    def peer(self) -> str:
+        """
+        The peer's address as logged (C{HOST:PORT}); C{""} before the
+        connection is made.  Described on first use (a refusal, a log line,
+        the per-host limit), not for every connection.
+        """
+        if self._peer is None:
+            self._describe_peer()
+        return self._peer or ""
+
+    @peer.setter
+    def peer(self, value: str) -> None:
+        self._peer = value
+
+    @property
+    def peer_host(self) -> str:
+        """
+        The peer's host, the key of the per-host limit (C{"unix"} for UNIX
+        sockets).
+        """
+        if self._peer is None:
+            self._describe_peer()
+        return self._peer_host
+
+    @peer_host.setter
+    def peer_host(self, value: str) -> None:
+        self._peer_host = value
+
+    def _describe_peer(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        if type(transport).getPeer is _TCP_GET_PEER:
+            # What Twisted's TCP transport would wrap in an address object,
+            # read directly.  A wrapper (TLS, the PROXY header) has its own
+            # getPeer and takes the general path.
+            host, port = transport.client[:2]  # type: ignore[attr-defined]
+            self._peer = format_host_port(host, port)
+            self._peer_host = host
+        else:
+            address = transport.getPeer()
+            self._peer = format_address(address)
+            self._peer_host = peer_host(address)
+
     # Session life cycle ---------------------------------------------------
 
     def connectionMade(self) -> None:
@@ -112,9 +163,6 @@ class GreetingProtocol(Protocol):
         # WriteThroughServer.__init__ in twisted_net.reactor for why.
         self._closing = False
         factory = self.factory
-        address = self.transport.getPeer()  # type: ignore[union-attr]
-        self.peer = format_address(address)
-        self.peer_host = peer_host(address)
         refusal = factory.admit(self)
         if refusal is not None:
             self._closing = True
@@ -128,8 +176,17 @@ class GreetingProtocol(Protocol):
         # producer: a TLS transport buffers it until its handshake is done
         # and pauses its producer meanwhile, and pausing would stop reading
         # the very handshake it waits for.
-        self._write(self.greeting)
-        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        transport = self.transport
+        greeting = self.greeting
+        factory.counters.bytes_out += len(greeting)
+        # A class attribute, not getattr(transport, ...): a wrapping
+        # transport (TLS) forwards unknown attributes to the one it wraps.
+        send_first = getattr(type(transport), "send_first", None)
+        if send_first is not None:
+            send_first(transport, greeting)
+        else:
+            transport.write(greeting)  # type: ignore[union-attr]
+        transport.registerProducer(self, True)  # type: ignore[union-attr]
         self._producing = True
         if factory.draining:
             self.drain()
@@ -547,6 +604,8 @@ class GreetingFactory(Factory):
 
     @ivar counters: running totals, shared with the UDP side if wanted.
     @ivar sessions: the admitted connections now open.
+    @ivar per_peer: how many of them each host has open, kept only while
+        C{config.max_per_peer} is set (the only use of the count).
     @ivar now: a coarse clock (seconds), advanced by the watchdog; cheap to
         read on the per-message path.
     @ivar immediate_limit: the longest message answered on the protocols'
@@ -618,11 +677,13 @@ class GreetingFactory(Factory):
         config = self.config
         if config.max_connections and len(self.sessions) >= config.max_connections:
             return "max-connections"
-        host = protocol.peer_host
-        count = self.per_peer.get(host, 0)
-        if config.max_per_peer and count >= config.max_per_peer:
-            return "max-per-peer"
-        self.per_peer[host] = count + 1
+        if config.max_per_peer:
+            host = protocol.peer_host
+            count = self.per_peer.get(host, 0)
+            if count >= config.max_per_peer:
+                return "max-per-peer"
+            self.per_peer[host] = count + 1
+            protocol._counted_per_peer = True
         self.sessions.add(protocol)
         self.counters.connections_open += 1
         self.counters.connections_total += 1
@@ -639,12 +700,14 @@ class GreetingFactory(Factory):
         Forget a closed connection (capacity comes back).
         """
         self.sessions.discard(protocol)
-        host = protocol.peer_host
-        count = self.per_peer.get(host, 0) - 1
-        if count > 0:
-            self.per_peer[host] = count
-        else:
-            self.per_peer.pop(host, None)
+        if protocol._counted_per_peer:
+            protocol._counted_per_peer = False
+            host = protocol.peer_host
+            count = self.per_peer.get(host, 0) - 1
+            if count > 0:
+                self.per_peer[host] = count
+            else:
+                self.per_peer.pop(host, None)
         self.counters.connections_open -= 1
         if self.config.log_connections:
             self.log.info(
