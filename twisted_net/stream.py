@@ -12,10 +12,10 @@ adds a timer or a clock read per message.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from typing import ClassVar
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -62,8 +62,6 @@ _PIPELINED_JOIN = REPLY_SUFFIX + b"\n" + REPLY_PREFIX
 _PIPELINED_ENDS = (REPLY_PREFIX, REPLY_SUFFIX + b"\n")
 """C{_PIPELINED_JOIN.join(lines).join(_PIPELINED_ENDS)} answers each of
 C{lines} with its reply and a line feed: C{Hello, a!\\nHello, b!\\n}."""
-
-_TCP_GET_PEER = tcp.Server.getPeer
 
 # Why reading is paused (bit flags: reading resumes when none is left).
 _BACKPRESSURE = 1
@@ -144,7 +142,11 @@ class GreetingProtocol(Protocol):
         transport = self.transport
         if transport is None:
             return
-        if type(transport).getPeer is _TCP_GET_PEER:
+        # twisted.internet.tcp is looked up, not imported: this module is
+        # imported before the reactor, which twisted_net.lean may import
+        # without pyOpenSSL; a transport of it means it is there.
+        tcp = sys.modules.get("twisted.internet.tcp")
+        if tcp is not None and type(transport).getPeer is tcp.Server.getPeer:
             # What Twisted's TCP transport would wrap in an address object,
             # read directly.  A wrapper (TLS, the PROXY header) has its own
             # getPeer and takes the general path.
