@@ -423,6 +423,11 @@ class SeedProtocol(GreetingProtocol):
             counters.bytes_out += size + _REPLY_OVERHEAD
             self.transport.write(REPLY_TEMPLATE % data)  # type: ignore[union-attr]
             return
+        if data == EXIT and factory.immediate_limit >= 0:
+            # The tutorial's last message, on its own and with nothing
+            # delayed: close once every earlier reply is sent.
+            self.close()
+            return
         if (
             size <= factory.immediate_limit
             and data[-1] == LINE_FEED
@@ -610,12 +615,14 @@ class GreetingFactory(Factory):
         C{config.max_per_peer} is set (the only use of the count).
     @ivar now: a coarse clock (seconds), advanced by the watchdog; cheap to
         read on the per-message path.
+    @ivar config: the limits and behaviour (L{ServerConfig}); assigning a
+        new one updates C{immediate_limit}.
     @ivar immediate_limit: the longest message answered on the protocols'
         fast path (at once, unlogged): C{config.max_message}, or -1 when
         C{config} delays or logs messages.  Follows C{config}.
     """
 
-    _config: ServerConfig
+    config: ServerConfig
     immediate_limit: int
 
     log = NamedLogger("twisted_net.stream")
@@ -649,18 +656,14 @@ class GreetingFactory(Factory):
         self._watchdog = Watchdog(self)
         self._closed_waiters: list[Deferred[None]] = []
 
-    @property
-    def config(self) -> ServerConfig:
-        """
-        The limits and behaviour of every connection (L{ServerConfig}).
-        """
-        return self._config
-
-    @config.setter
-    def config(self, config: ServerConfig) -> None:
-        self._config = config
-        immediate = config.delay <= 0 and not config.log_messages
-        self.immediate_limit = config.max_message if immediate else -1
+    def __setattr__(self, name: str, value: object) -> None:
+        # config stays a plain attribute (read often: a property would cost a
+        # call each time); what follows from it is kept up to date here.
+        object.__setattr__(self, name, value)
+        if name == "config":
+            assert isinstance(value, ServerConfig)
+            immediate = value.delay <= 0 and not value.log_messages
+            object.__setattr__(self, "immediate_limit", value.max_message if immediate else -1)
 
     def startFactory(self) -> None:
         self.draining = False
