@@ -71,6 +71,12 @@ __all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 
 _close_socket = _socket.socket.close
 _CLEAN_CLOSE = Failure(CONNECTION_DONE)
+
+_MAX_EVENTS = 1024
+"""Most events taken from one C{epoll_wait}.  Twisted asks for as many as
+there are descriptors, so C{select.epoll.poll} allocates an event array that
+large on every call (120 KB at 10,000 connections); events left over are
+reported by the next call (epoll is level-triggered)."""
 _LOST = Failure(CONNECTION_LOST)
 # What Twisted's _disconnectSelectable hands to connectionLost for the two
 # common reasons (its own table is a default argument of that method).
@@ -661,7 +667,7 @@ class NetReactor(EPollReactor):
         if timeout is None:
             timeout = -1
         try:
-            events = self._poller.poll(timeout, len(self._selectables))
+            events = self._poller.poll(timeout, min(len(self._selectables), _MAX_EVENTS))
         except OSError as error:
             if error.errno == errno.EINTR:
                 return
