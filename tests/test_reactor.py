@@ -442,6 +442,36 @@ def test_reads_are_dispatched_and_answered(echo_reactor: Any) -> None:
         assert ends == []
 
 
+def test_events_beyond_one_wait_are_served_by_the_next(
+    echo_reactor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    One C{epoll_wait} takes a bounded number of events; the others are
+    reported again by the next one (epoll is level-triggered), so every
+    connection is answered.
+    """
+    import twisted_net.reactor
+
+    monkeypatch.setattr(twisted_net.reactor, "_MAX_EVENTS", 2)
+    reactor, port, _ = echo_reactor
+    clients = [socket.create_connection((LOOPBACK, port), timeout=5) for _ in range(7)]
+    try:
+        for index, client in enumerate(clients):
+            client.send(b"%d" % index)
+        for index, client in enumerate(clients):
+            client.setblocking(False)
+            got = b""
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                reactor.iterate(0.01)
+                with contextlib.suppress(BlockingIOError):
+                    got = client.recv(100)
+            assert got == b"%d" % index
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_half_close_is_reported_and_replies_still_arrive(echo_reactor: Any) -> None:
     reactor, port, ends = echo_reactor
     with socket.create_connection((LOOPBACK, port), timeout=5) as client:
