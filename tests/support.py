@@ -187,3 +187,22 @@ def start_server(args: list[str], **kwargs: Any) -> RunningServer:
         server.stop(signal.SIGKILL)
         raise
     return server
+
+
+def write_tls_files(ca: Any, directory: Path, *names: str) -> dict[str, Path]:
+    """
+    A server certificate for C{names} signed by C{ca} (a C{trustme.CA}), its
+    key, and the CA's own certificate, as PEM files in C{directory}.
+
+    @return: their paths, under C{"key"}, C{"cert"} and C{"ca"}.
+    """
+    issued = ca.issue_cert(*names)
+    files = {
+        "key": directory / "server.key",
+        "cert": directory / "server.pem",
+        "ca": directory / "ca.pem",
+    }
+    issued.private_key_pem.write_to_path(str(files["key"]))
+    issued.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    return files

@@ -99,6 +99,30 @@ def poll(reactor: NetReactor, until: Any, rounds: int = 50) -> None:
     assert until()
 
 
+def open_session(
+    factory: GreetingFactory,
+    net_reactor: NetReactor,
+    transport_class: type[Any] = WriteThroughServer,
+    host: str = LOOPBACK,
+    family: socket.AddressFamily = socket.AF_INET,
+) -> tuple[socket.socket, Any, Any]:
+    """
+    A real loopback connection served by C{factory}'s protocol on a
+    C{transport_class} transport of C{net_reactor}.
+
+    @return: the client socket, the protocol and the transport.
+    """
+    listener = socket.create_server((host, 0), family=family)
+    client = socket.create_connection(listener.getsockname()[:2], timeout=5)
+    accepted, address = listener.accept()
+    listener.close()
+    protocol = factory.buildProtocol(None)
+    assert protocol is not None
+    transport = transport_class(accepted, protocol, address, None, 1, net_reactor)
+    protocol.makeConnection(transport)
+    return client, protocol, transport
+
+
 def test_twisted_bookkeeping_is_what_the_shortcuts_assume(
     connection: tuple[WriteThroughServer, socket.socket, Recorder], net_reactor: NetReactor
 ) -> None:
@@ -347,14 +371,9 @@ def test_peer_is_what_get_peer_gives(net_reactor: NetReactor, family: int) -> No
     host = LOOPBACK if family == socket.AF_INET else "::1"
     factory = GreetingFactory("seed", ServerConfig(), clock=net_reactor)
     for transport_type in (WriteThroughServer, tcp.Server):
-        listener = socket.create_server((host, 0), family=family)
-        client = socket.create_connection(listener.getsockname()[:2], timeout=5)
-        accepted, address = listener.accept()
-        listener.close()
-        protocol = factory.buildProtocol(None)
-        assert protocol is not None
-        transport = transport_type(accepted, protocol, address, None, 1, net_reactor)
-        protocol.makeConnection(transport)
+        client, protocol, transport = open_session(
+            factory, net_reactor, transport_type, host, family
+        )
         peer = transport.getPeer()
         assert isinstance(peer, IPv4Address if family == socket.AF_INET else IPv6Address)
         assert protocol.peer == format_address(peer)
@@ -379,14 +398,7 @@ def test_peer_of_a_wrapping_transport_is_its_own(net_reactor: NetReactor) -> Non
             return IPv4Address("TCP", "203.0.113.7", 4242)
 
     factory = GreetingFactory("seed", ServerConfig(), clock=net_reactor)
-    listener = socket.create_server((LOOPBACK, 0))
-    client = socket.create_connection(listener.getsockname(), timeout=5)
-    accepted, address = listener.accept()
-    listener.close()
-    protocol = factory.buildProtocol(None)
-    assert protocol is not None
-    transport = Wrapper(accepted, protocol, address, None, 1, net_reactor)
-    protocol.makeConnection(transport)
+    client, protocol, transport = open_session(factory, net_reactor, Wrapper)
     assert protocol.peer == "203.0.113.7:4242" and protocol.peer_host == "203.0.113.7"
     transport.loseConnection()
     net_reactor._flush_writes()
@@ -401,14 +413,7 @@ def test_hosts_are_counted_only_with_a_per_host_limit(net_reactor: NetReactor) -
     """
     config = ServerConfig(max_per_peer=0, log_connections=False)
     factory = GreetingFactory("seed", config, clock=net_reactor)
-    listener = socket.create_server((LOOPBACK, 0))
-    client = socket.create_connection(listener.getsockname(), timeout=5)
-    accepted, address = listener.accept()
-    listener.close()
-    protocol = factory.buildProtocol(None)
-    assert protocol is not None
-    transport = WriteThroughServer(accepted, protocol, address, None, 1, net_reactor)
-    protocol.makeConnection(transport)
+    client, protocol, transport = open_session(factory, net_reactor)
     assert factory.sessions == {protocol} and factory.per_peer == {}
     assert factory.counters.connections_open == 1
     # Nothing needed the peer's description yet: it is made on demand.
@@ -433,14 +438,7 @@ def test_greeting_is_sent_without_waiting_for_the_flush(net_reactor: NetReactor)
     C{connectionMade}, not queued for the end of the iteration.
     """
     factory = GreetingFactory("line", ServerConfig(), clock=net_reactor)
-    listener = socket.create_server((LOOPBACK, 0))
-    client = socket.create_connection(listener.getsockname(), timeout=5)
-    accepted, address = listener.accept()
-    listener.close()
-    protocol = factory.buildProtocol(None)
-    assert protocol is not None
-    transport = WriteThroughServer(accepted, protocol, address, None, 1, net_reactor)
-    protocol.makeConnection(transport)
+    client, _, transport = open_session(factory, net_reactor)
     assert not transport.has_unsent_data()
     assert client.recv(100) == b"Welcome!\r\n"
     assert factory.counters.bytes_out == len(b"Welcome!\r\n")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import trustme
 from OpenSSL.SSL import Error as OpenSSLError
-from support import RunningServer
+from support import RunningServer, write_tls_files
 from twisted.application.twist._options import TwistOptions
 from twisted.python.failure import Failure
 
@@ -235,10 +235,8 @@ def test_twist_net_with_tls_loads_openssl(
     start, as before, and TLS clients are answered.
     """
     ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    key, chain = tmp_path / "server.key", tmp_path / "server.pem"
-    cert.private_key_pem.write_to_path(str(key))
-    cert.cert_chain_pems[0].write_to_path(str(chain))
+    files = write_tls_files(ca, tmp_path, "localhost", "127.0.0.1")
+    key, chain = files["key"], files["cert"]
     server = twist_net(
         [
             "--listen",

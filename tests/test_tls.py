@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from support import write_tls_files
 
 LOOPBACK = "127.0.0.1"
 
@@ -30,16 +31,7 @@ def tls_files(ca: trustme.CA, tmp_path: Path) -> dict[str, Path]:
     A server certificate for C{localhost}/127.0.0.1 and its key, and the CA
     that signed it, as PEM files.
     """
-    cert = ca.issue_cert("localhost", LOOPBACK)
-    files = {
-        "key": tmp_path / "server.key",
-        "cert": tmp_path / "server.pem",
-        "ca": tmp_path / "ca.pem",
-    }
-    cert.private_key_pem.write_to_path(str(files["key"]))
-    cert.cert_chain_pems[0].write_to_path(str(files["cert"]))
-    ca.cert_pem.write_to_path(str(files["ca"]))
-    return files
+    return write_tls_files(ca, tmp_path, "localhost", LOOPBACK)
 
 
 def ssl_listen(files: dict[str, Path]) -> str:

@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from support import write_tls_files
 from twisted.internet.error import CannotListenError, ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.python import usage
@@ -383,10 +384,8 @@ def test_workers_share_tls_ipv6_and_proxy_endpoints(twist_net: Any, tmp_path: An
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
     ca = trustme.CA()
-    issued = ca.issue_cert("localhost")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    issued.private_key_pem.write_to_path(str(key))
-    issued.cert_chain_pems[0].write_to_path(str(cert))
+    files = write_tls_files(ca, tmp_path, "localhost")
+    key, cert = files["key"], files["cert"]
     server = twist_net(
         [
             "--workers",
