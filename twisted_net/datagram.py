@@ -24,8 +24,10 @@ from .address import format_host_port
 from .config import ServerConfig
 from .hello import (
     ERROR_PREFIX,
+    LINE_FEED,
+    REPLY_OVERHEAD,
     REPLY_PREFIX,
-    REPLY_SUFFIX,
+    REPLY_TEMPLATE,
     error_line,
     is_error,
     is_reply,
@@ -51,16 +53,6 @@ _LINE_ENDING_ROOM: Final = 2
 
 _LOOP_FIRST_BYTES: Final = frozenset({REPLY_PREFIX[0], ERROR_PREFIX[0]})
 """The first bytes of every datagram L{is_reply} or L{is_error} refuses."""
-
-_REPLY_FORMAT: Final = REPLY_PREFIX + b"%b" + REPLY_SUFFIX
-"""C{_REPLY_FORMAT % message == reply(message)}, made in one step."""
-
-_REPLY_ROOM: Final = len(REPLY_PREFIX + REPLY_SUFFIX)
-"""How much longer a reply is than its message."""
-
-_LINE_FEED: Final = ord("\n")
-"""As an C{int}: C{int in bytes} is a plain C{memchr}, while C{bytes in bytes}
-first tries (and fails, building an exception) to read the needle as an int."""
 
 
 def receive_buffer_size(config: ServerConfig) -> int:
@@ -229,7 +221,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
             addr in self._answerable_sources
             and datagram
             and datagram[0] not in _LOOP_FIRST_BYTES
-            and _LINE_FEED not in datagram
+            and LINE_FEED not in datagram
             and len(datagram) <= config.max_message
             and not config.log_messages
         ):
@@ -238,7 +230,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
             counters.bytes_in += len(datagram)
             if self.buckets is not None and not self.buckets.allow(addr[0]):
                 self.refusals.refuse("udp-rate", format_host_port(addr[0], addr[1]))
-            elif self._send(_REPLY_FORMAT % datagram, addr):
+            elif self._send(REPLY_TEMPLATE % datagram, addr):
                 counters.datagrams_answered += 1
             return
         self._answer(datagram, addr)
@@ -263,8 +255,8 @@ class GreetingDatagramProtocol(DatagramProtocol):
             return
         answerable = self._answerable_sources
         loop_first = _LOOP_FIRST_BYTES
-        line_feed = _LINE_FEED
-        reply_format = _REPLY_FORMAT
+        line_feed = LINE_FEED
+        reply_format = REPLY_TEMPLATE
         limit = config.max_message
         buckets = self.buckets
         transport = self.transport
@@ -309,7 +301,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
             # Counted here once for the whole batch: nothing reads the
             # counters while this method runs.
             counters.bytes_in += answered_bytes
-            counters.bytes_out += answered_bytes + answered * _REPLY_ROOM
+            counters.bytes_out += answered_bytes + answered * REPLY_OVERHEAD
             counters.datagrams_answered += answered
 
     def _answer_safely(self, datagram: bytes, addr: Any) -> None:

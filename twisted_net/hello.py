@@ -19,6 +19,7 @@ __all__ = [
     "GREETING",
     "LINE_END",
     "LINE_FEED",
+    "REPLY_OVERHEAD",
     "REPLY_PREFIX",
     "REPLY_SUFFIX",
     "REPLY_TEMPLATE",
@@ -54,6 +55,8 @@ REPLY_SUFFIX: Final = b"!"
 REPLY_TEMPLATE: Final = REPLY_PREFIX + b"%s" + REPLY_SUFFIX
 """C{REPLY_TEMPLATE % message} is L{reply}: one formatting step, cheaper
 than two concatenations."""
+REPLY_OVERHEAD: Final = len(REPLY_PREFIX) + len(REPLY_SUFFIX)
+"""How many bytes longer a reply is than its message."""
 ERROR_PREFIX: Final = b"error: "
 
 

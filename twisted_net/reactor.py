@@ -364,7 +364,7 @@ class WriteThroughServer(tcp.Server):
         if not isinstance(reactor, NetReactor):
             self.stopReading()
             return
-        fd = self.socket.fileno()
+        fd = self.descriptor
         reads = reactor._reads
         if fd in reads and fd not in reactor._writes:
             reads.remove(fd)
@@ -379,7 +379,7 @@ class WriteThroughServer(tcp.Server):
         in, before the reactor is asked to watch it again.
         """
         self._in_epoll_unknown = False
-        self.reactor._poller.unregister(self.socket.fileno())  # type: ignore[attr-defined]
+        self.reactor._poller.unregister(self.descriptor)  # type: ignore[attr-defined]
 
     def startReading(self) -> None:
         """
@@ -419,7 +419,7 @@ class WriteThroughServer(tcp.Server):
         if self.producer is not None:
             self.producer.stopProducing()
             self.producer = None
-        fd = sock.fileno()
+        fd = self.descriptor
         if isinstance(reactor, NetReactor) and (
             self._in_epoll_unknown or fd in reactor._reads or fd in reactor._writes
         ):

@@ -36,6 +36,7 @@ from .hello import (
     GREETING,
     LINE_END,
     LINE_FEED,
+    REPLY_OVERHEAD,
     REPLY_PREFIX,
     REPLY_SUFFIX,
     REPLY_TEMPLATE,
@@ -54,9 +55,6 @@ __all__ = [
     "LineProtocol",
     "SeedProtocol",
 ]
-
-_REPLY_OVERHEAD = len(REPLY_TEMPLATE % b"")
-"""How many bytes longer a reply is than its message."""
 
 _PIPELINED_JOIN = REPLY_SUFFIX + b"\n" + REPLY_PREFIX
 _PIPELINED_ENDS = (REPLY_PREFIX, REPLY_SUFFIX + b"\n")
@@ -420,7 +418,7 @@ class SeedProtocol(GreetingProtocol):
             # and reply() do, inlined, since every message of every
             # connection comes through here.
             counters.messages_answered += 1
-            counters.bytes_out += size + _REPLY_OVERHEAD
+            counters.bytes_out += size + REPLY_OVERHEAD
             self.transport.write(REPLY_TEMPLATE % data)  # type: ignore[union-attr]
             return
         if data == EXIT and factory.immediate_limit >= 0:
