@@ -12,7 +12,7 @@ import pytest
 from twisted.python import usage
 
 from twisted_net.config import ServerConfig
-from twisted_net.service import DatagramListener, NetService, StreamListener
+from twisted_net.server.service import DatagramListener, NetService, StreamListener
 from twisted_net.tap import DEFAULT_LISTEN, Options, makeService
 
 

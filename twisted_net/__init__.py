@@ -9,15 +9,42 @@ Public API, for programs that embed the protocols:
   - L{ServerConfig}: limits and behaviour; L{Counters}: running totals;
   - L{makeService} (from C{twist net} options) and L{build_service};
   - the clients in L{twisted_net.client}.
+
+The server names are loaded when first used, so that the client command
+(which imports this package) never loads the server.
 """
 
-from .config import ServerConfig
-from .datagram import GreetingDatagramProtocol
-from .stats import Counters
-from .stream import GreetingFactory, GreetingProtocol, LineProtocol, SeedProtocol
-from .tap import Options, build_service, makeService
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from twisted_net.config import ServerConfig
+
+if TYPE_CHECKING:
+    from twisted_net.server.datagram import GreetingDatagramProtocol
+    from twisted_net.server.stats import Counters
+    from twisted_net.server.stream import (
+        GreetingFactory,
+        GreetingProtocol,
+        LineProtocol,
+        SeedProtocol,
+    )
+    from twisted_net.tap import Options, build_service, makeService
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Counters": "twisted_net.server.stats",
+    "GreetingDatagramProtocol": "twisted_net.server.datagram",
+    "GreetingFactory": "twisted_net.server.stream",
+    "GreetingProtocol": "twisted_net.server.stream",
+    "LineProtocol": "twisted_net.server.stream",
+    "SeedProtocol": "twisted_net.server.stream",
+    "Options": "twisted_net.tap",
+    "build_service": "twisted_net.tap",
+    "makeService": "twisted_net.tap",
+}
 
 __all__ = [
     "Counters",
@@ -32,3 +59,12 @@ __all__ = [
     "build_service",
     "makeService",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twisted_net' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,8 +1,8 @@
 """
 C{twist net}: command-line options and the service they describe.
 
-Parsing and validation only; the behaviour lives in L{twisted_net.stream},
-L{twisted_net.datagram} and L{twisted_net.service}.
+Parsing and validation only; the behaviour lives in L{twisted_net.server.stream},
+L{twisted_net.server.datagram} and L{twisted_net.server.service}.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel
 from twisted.python import usage
 
-from .config import ServerConfig
-from .datagram import GreetingDatagramProtocol
-from .lean import openssl_hidden, tls_unneeded
-from .service import DatagramListener, NetService, StreamListener
-from .stream import FRAMINGS, GreetingFactory
-from .udpaddress import parse_udp_address
+from twisted_net.config import ServerConfig
+from twisted_net.netepoll.lean import openssl_hidden, tls_unneeded
+from twisted_net.server.datagram import GreetingDatagramProtocol
+from twisted_net.server.service import DatagramListener, NetService, StreamListener
+from twisted_net.server.stream import FRAMINGS, GreetingFactory
+from twisted_net.udpaddress import parse_udp_address
 
 __all__ = ["DEFAULT_LISTEN", "DEFAULT_UDP", "Options", "makeService"]
 
@@ -66,7 +66,7 @@ _framing.coerceDoc = ""  # type: ignore[attr-defined]
 
 def prefer_fast_reactor() -> None:
     """
-    Install L{twisted_net.reactor.NetReactor} unless a reactor is already
+    Install L{twisted_net.netepoll.reactor.NetReactor} unless a reactor is already
     installed (C{twist --reactor NAME} installs its choice before this runs,
     so the choice stays free); where epoll is missing, Twisted's default
     stays.
@@ -74,7 +74,7 @@ def prefer_fast_reactor() -> None:
     if "twisted.internet.reactor" in sys.modules:
         return
     try:
-        from .reactor import install
+        from twisted_net.netepoll.reactor import install
     except ImportError:
         return
     install()
@@ -274,7 +274,7 @@ class Options(usage.Options):
         with openssl_hidden(_under_twist(self) and tls_unneeded(endpoints)):
             # The reactor (twisted.internet.tcp, posixbase) and the endpoint
             # parsers are imported here first: without pyOpenSSL when no
-            # endpoint needs TLS (twisted_net.lean).
+            # endpoint needs TLS (twisted_net.netepoll.lean).
             prefer_fast_reactor()
             from twisted.internet.endpoints import serverFromString
         from twisted.internet import reactor
@@ -381,7 +381,7 @@ def build_service(
         protocol = datagrams if index == 0 else datagrams.for_another_port()
         DatagramListener(host, port, protocol, reactor).setServiceParent(service)
     if metrics is not None:
-        from .metrics import MetricsService
+        from twisted_net.server.metrics import MetricsService
 
         MetricsService(metrics, factory.counters, reactor).setServiceParent(service)
     return service
@@ -391,7 +391,7 @@ def _check_shareable(options: Options) -> None:
     """
     Refuse, before anything starts, what C{--workers} cannot share.
     """
-    from .workers import describe_listener
+    from twisted_net.server.workers.supervisor import describe_listener
 
     if not sys.platform.startswith("linux"):
         raise usage.UsageError(
@@ -411,7 +411,7 @@ def makeService(config: Options) -> IService:
     The service of C{twist net}, from parsed L{Options}.
     """
     if config["workers"] > 1:
-        from .workers import build_supervisor
+        from twisted_net.server.workers.supervisor import build_supervisor
 
         return build_supervisor(
             config["config"],

@@ -6,6 +6,6 @@ from twisted.application.reactors import Reactor
 
 netepoll = Reactor(
     "netepoll",
-    "twisted_net.reactor",
+    "twisted_net.netepoll",
     "epoll with write-through TCP sends (twisted-net's fast default).",
 )

@@ -1,0 +1,140 @@
+"""
+L{twisted_net.server.accepting.GuardedPort} on the real reactor and loopback:
+when C{accept} fails for lack of descriptors (C{ENFILE}, which Twisted's
+reserve descriptor does not cover) the port backs off instead of spinning,
+counts the refusal, and accepts again once C{accept} works.
+
+(C{EMFILE} under a low C{RLIMIT_NOFILE} is tested end to end with the
+installed program in L{test_hardening_tcp}.)
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor, threads
+from twisted.internet.task import deferLater
+
+from twisted_net.server.accepting import GuardedListeningReactor
+from twisted_net.server.stats import Counters, RefusalLog
+from twisted_net.server.stream import GreetingFactory
+
+BUSY = b"error: server busy\r\n"
+
+
+class FailingAccepts:
+    """
+    A listening socket whose C{accept} fails with C{error} while
+    C{failing} is true, counting every call.
+    """
+
+    def __init__(self, real: socket.socket, error: int) -> None:
+        self.real = real
+        self.error = error
+        self.failing = True
+        self.calls = 0
+
+    def accept(self) -> Any:
+        self.calls += 1
+        if self.failing:
+            raise OSError(self.error, "simulated")
+        return self.real.accept()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def _connect_and_read(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        return sock.recv(100)
+
+
+@pytest_twisted.inlineCallbacks
+def test_enfile_backs_off_instead_of_spinning() -> Generator[Any, Any, None]:
+    counters = Counters()
+    factory = GreetingFactory("seed", counters=counters, clock=reactor)
+    guarded = GuardedListeningReactor(reactor, RefusalLog(counters, reactor), BUSY)
+    port = guarded.listenTCP(0, factory, interface="127.0.0.1")
+    failing = FailingAccepts(port.socket, errno.ENFILE)
+    port.socket = failing
+    try:
+        number = port.getHost().port
+        waiting = threads.deferToThread(_connect_and_read, number)
+        yield deferLater(reactor, 0.5, lambda: None)
+        calls_while_failing = failing.calls
+        assert 1 <= calls_while_failing <= 20, calls_while_failing
+        assert counters.refusals["accept-emfile"] >= 1
+        failing.failing = False
+        greeting = yield waiting.addTimeout(5, reactor)
+        assert greeting == b"Welcome!"
+    finally:
+        port.socket = failing.real
+        for session in list(factory.sessions):
+            session.transport.abortConnection()
+        yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_enomem_is_counted_and_backs_off() -> Generator[Any, Any, None]:
+    counters = Counters()
+    factory = GreetingFactory("seed", counters=counters, clock=reactor)
+    guarded = GuardedListeningReactor(reactor, RefusalLog(counters, reactor), BUSY)
+    port = guarded.listenTCP(0, factory, interface="127.0.0.1")
+    failing = FailingAccepts(port.socket, errno.ENOBUFS)
+    port.socket = failing
+    try:
+        waiting = threads.deferToThread(_connect_and_read, port.getHost().port)
+        yield deferLater(reactor, 0.3, lambda: None)
+        assert failing.calls <= 12
+        assert counters.refusals["accept-enomem"] >= 1
+        failing.failing = False
+        greeting = yield waiting.addTimeout(5, reactor)
+        assert greeting == b"Welcome!"
+    finally:
+        port.socket = failing.real
+        for session in list(factory.sessions):
+            session.transport.abortConnection()
+        yield port.stopListening()
+
+
+def test_watchdog_survives_a_failing_connection() -> None:
+    """
+    A connection whose deadline check raises is logged, and the watchdog
+    goes on checking the others (a dead loop would switch off every
+    deadline).
+    """
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    from twisted.logger import capturedLogs
+
+    from twisted_net.config import ServerConfig
+
+    clock = Clock()
+    factory = GreetingFactory("line", ServerConfig(idle_timeout=5), clock=clock)
+    factory.startFactory()
+    sessions = []
+    for port in (1, 2):
+        peer = IPv4Address("TCP", "127.0.0.1", port)
+        protocol = factory.buildProtocol(peer)
+        assert protocol is not None
+        transport = StringTransport(peerAddress=peer)
+        protocol.makeConnection(transport)
+        sessions.append((protocol, transport))
+    broken = sessions[0][0]
+
+    def explode(now: float) -> None:
+        raise RuntimeError("boom")
+
+    broken.check_deadlines = explode  # type: ignore[method-assign]
+    with capturedLogs() as events:
+        for _ in range(7):
+            clock.advance(1)
+    assert any(e.get("log_failure") for e in events)
+    assert sessions[1][1].value().endswith(b"error: idle timeout\r\n")
+    assert sessions[1][1].disconnecting
+    factory.stopFactory()

@@ -1,0 +1,236 @@
+"""
+Services that listen: one per TCP endpoint, one per UDP address, and the
+L{NetService} that owns them and stops them gracefully.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorUDP,
+    IStreamServerEndpoint,
+)
+
+from twisted_net.address import format_address
+from twisted_net.config import ServerConfig
+from twisted_net.hello import error_line
+from twisted_net.logs import NamedLogger
+from twisted_net.server.datagram import GreetingDatagramProtocol, receive_buffer_size
+from twisted_net.server.stream import GreetingFactory
+
+__all__ = [
+    "DatagramListener",
+    "ListeningService",
+    "NetService",
+    "StreamListener",
+    "listen_at_once",
+    "stop_listening",
+]
+
+
+def listen_at_once(
+    endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
+) -> IListeningPort:
+    """
+    Listen on C{endpoint} and return the port, for endpoints that listen
+    synchronously (all of Twisted's own do), so that a failure to listen
+    surfaces in C{startService} as an exception.
+
+    @raise CannotListenError: when the endpoint does not listen at once.
+    @raise Exception: whatever the endpoint failed with.
+    """
+    result: list[Any] = []
+    endpoint.listen(factory).addBoth(result.append)
+    if not result:
+        raise CannotListenError(None, description, "the endpoint did not listen at once")
+    outcome = result[0]
+    if not IListeningPort.providedBy(outcome):
+        outcome.raiseException()
+    listening: IListeningPort = outcome
+    return listening
+
+
+def stop_listening(port: Any) -> Deferred[None]:
+    """
+    Stop a listening port (TCP or UDP), as a Deferred whatever it returns.
+    """
+    stopped: Deferred[None] = maybeDeferred(port.stopListening)
+    return stopped
+
+
+class ListeningService(Service):
+    """
+    A service that owns one listening port (C{port}, set by C{startService})
+    and stops listening when it stops.
+    """
+
+    port: Any = None
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        port, self.port = self.port, None
+        if port is None:
+            return None
+        return stop_listening(port)
+
+
+class StreamListener(ListeningService):
+    """
+    Listen on one Twisted server endpoint string (C{tcp:}, C{tcp6:},
+    C{ssl:}, C{unix:}, C{systemd:}, C{haproxy:}, ...) and log the address
+    actually bound, so that C{tcp:0} is usable.
+
+    Listening happens synchronously in L{startService} for every endpoint
+    that can (all of Twisted's own do), so a failure to listen surfaces
+    there as an exception.
+
+    @ivar inherited_socket: a socket already bound and listening, to serve
+        instead of binding one (a worker of C{twist net --workers} gets it
+        from its supervisor).
+    """
+
+    log = NamedLogger("twisted_net.service")
+    inherited_socket: socket.socket | None = None
+
+    def __init__(self, description: str, factory: GreetingFactory, reactor: Any) -> None:
+        self.description = description
+        self.factory = factory
+        self.reactor = reactor
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        # Imported here, not at the top: they import twisted.internet.tcp and
+        # endpoints, which twisted_net.tap must be able to import first
+        # without pyOpenSSL (twisted_net.netepoll.lean).
+        from twisted_net.server.accepting import GuardedListeningReactor
+        from twisted_net.server.proxy import server_endpoint
+
+        reactor = GuardedListeningReactor(
+            self.reactor,
+            self.factory.refusals,
+            error_line("server busy"),
+            inherited=self.inherited_socket,
+        )
+        endpoint = server_endpoint(reactor, self.description)
+        self.port = outcome = listen_at_once(endpoint, self.factory, self.description)
+        super().startService()
+        self.log.info(
+            "Listening on {endpoint} (TCP, {framing} framing) at {address}",
+            event="listening",
+            transport="tcp",
+            endpoint=self.description,
+            framing=self.factory.framing,
+            address=format_address(outcome.getHost()),
+        )
+
+
+class DatagramListener(ListeningService):
+    """
+    Listen for UDP datagrams on one host and port (IPv4 or IPv6).
+
+    @ivar inherited_socket: a socket already bound, to serve instead of
+        binding one (see L{StreamListener.inherited_socket}).
+    """
+
+    log = NamedLogger("twisted_net.service")
+    inherited_socket: socket.socket | None = None
+
+    def __init__(
+        self, host: str, port: int, protocol: GreetingDatagramProtocol, reactor: IReactorUDP
+    ) -> None:
+        self.host = host
+        self.port_number = port
+        self.protocol = protocol
+        self.reactor = reactor
+        self.port: Any = None
+
+    def startService(self) -> None:
+        inherited = self.inherited_socket
+        if inherited is not None:
+            reactor: Any = self.reactor  # and IReactorSocket
+            self.port = reactor.adoptDatagramPort(
+                inherited.fileno(),
+                inherited.family,
+                self.protocol,
+                maxPacketSize=receive_buffer_size(self.protocol.config),
+            )
+            inherited.close()  # the port serves its own duplicate
+        else:
+            self.port = self.reactor.listenUDP(
+                self.port_number,
+                self.protocol,
+                interface=self.host,
+                maxPacketSize=receive_buffer_size(self.protocol.config),
+            )
+        super().startService()
+        self.log.info(
+            "Listening on UDP at {address}",
+            event="listening",
+            transport="udp",
+            address=format_address(self.port.getHost()),
+        )
+
+
+class NetService(MultiService):
+    """
+    The whole server: its listeners, the TCP factory they share and the UDP
+    protocol.  Stopping it stops listening at once, then lets every
+    connection send the replies it owes and close (aborting stragglers after
+    C{config.shutdown_timeout}).
+
+    @ivar factory: the TCP factory, shared by every TCP listener.
+    @ivar datagram_protocol: the UDP protocol, shared by every UDP listener.
+    """
+
+    log = NamedLogger("twisted_net.service")
+
+    def __init__(
+        self, factory: GreetingFactory, datagram_protocol: GreetingDatagramProtocol
+    ) -> None:
+        super().__init__()
+        self.factory = factory
+        self.datagram_protocol = datagram_protocol
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.factory.config
+
+    def startService(self) -> None:
+        clock = self.factory.clock
+        self.log.info(
+            "twisted-net starting with {reactor}",
+            event="starting",
+            reactor=f"{type(clock).__module__}.{type(clock).__qualname__}",
+        )
+        super().startService()
+
+    def stopService(self) -> Deferred[None]:
+        stopped = super().stopService()
+
+        def drain(_: object) -> Deferred[None]:
+            owed = len(self.factory.sessions)
+            if owed:
+                self.log.info(
+                    "Stopping: waiting for {count} connections to finish",
+                    event="draining",
+                    count=owed,
+                )
+            return self.factory.drain()
+
+        def report(_: object) -> None:
+            self.log.info(
+                "Stopped: {counters}",
+                event="stopped",
+                counters=self.factory.counters.snapshot(),
+            )
+
+        result: Deferred[None] = Deferred()
+        stopped.addCallback(drain).addCallback(report).chainDeferred(result)
+        return result
