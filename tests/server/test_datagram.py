@@ -18,8 +18,8 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
 
-from twisted_net.server import datagram as datagram_module
 from twisted_net.config import ServerConfig
+from twisted_net.server import datagram as datagram_module
 from twisted_net.server.datagram import (
     GreetingDatagramProtocol,
     TokenBuckets,
