@@ -39,21 +39,52 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_greeting(port: int, timeout: float = 10.0) -> None:
+def wait_for_greeting(port: int, timeout: float = 10.0) -> str:
     """
     Wait until a connection to C{port} is greeted (HAProxy up, a backend
     marked up).
+
+    A probe waits for the whole greeting or for the close, never gives up
+    early: a probe that timed out might still reach a server, later than the
+    one that succeeded, and be taken for a session opened afterwards.
+
+    @return: the address of the probe that was greeted, as the servers log
+        it (the PROXY header names the client).
     """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0:
         try:
-            with socket.create_connection((LOOPBACK, port), timeout=1) as probe:
-                if probe.recv(64) == b"Welcome!":
-                    return
+            with socket.create_connection((LOOPBACK, port), timeout=left) as probe:
+                address = "{}:{}".format(*probe.getsockname())
+                greeting = b""
+                while len(greeting) < len(b"Welcome!") and (chunk := probe.recv(64)):
+                    greeting += chunk
+                if greeting == b"Welcome!":
+                    return address
         except OSError:
             pass
         time.sleep(0.1)
     raise AssertionError(f"nothing greets on {port} through HAProxy")
+
+
+def wait_closed(servers: list, peer: str, timeout: float = 10.0) -> None:
+    """
+    Wait until one of the servers has logged the close of C{peer}'s session.
+
+    A client can read the greeting before the test has read the server's
+    C{connection_opened} line for it (the log comes through a pipe and a
+    reader thread), so "every logged session is closed" alone may hold
+    while the probe's session is still on its way into the log.  Its
+    C{connection_closed}, logged after its C{connection_opened}, settles it.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for server in servers:
+            for event in list(server.events):
+                if event.get("event") == "connection_closed" and event.get("peer") == peer:
+                    return
+        time.sleep(0.05)
+    raise AssertionError(f"the servers did not log the close of the probe {peer}")
 
 
 @pytest.fixture
@@ -84,7 +115,7 @@ def haproxy(twist_net) -> Iterator[tuple[int, list]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_greeting(frontend)
+        wait_closed(servers, wait_for_greeting(frontend))
         yield frontend, servers
     finally:
         process.send_signal(signal.SIGTERM)
@@ -174,7 +205,7 @@ def test_per_peer_limit_through_haproxy(twist_net) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_greeting(frontend)
+        wait_closed([server], wait_for_greeting(frontend))
         wait_all_closed(server)
         with socket.create_connection((LOOPBACK, frontend), timeout=5) as first:
             assert first.recv(1024) == b"Welcome!"
