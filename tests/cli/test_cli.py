@@ -377,11 +377,87 @@ def test_udp_nothing_answers() -> None:
                 received.append(silent.recv(100))
             except BlockingIOError:
                 break
-    line = assert_one_error_line(result, "no reply", "after 3 attempt(s)")
-    assert line.startswith(f"twisted-net: error: {LOOPBACK}:{port}: no reply to 'Michael'")
+    lines = result.stderr.decode().splitlines()
+    assert [line.split(": no reply to ")[1].split("'")[1] for line in lines] == [
+        "Michael",
+        "Tracy",
+        "Sarah",
+    ]
+    for line in lines:
+        assert line.startswith(f"twisted-net: error: {LOOPBACK}:{port}: no reply to '")
+        assert "after 3 attempt(s)" in line
     assert result.returncode == 1
-    assert received == [b"Michael"] * 3
+    assert received == [b"Michael"] * 3 + [b"Tracy"] * 3 + [b"Sarah"] * 3
     assert result.stdout == b""
+
+
+class LossyUDPServer(threading.Thread):
+    """
+    A UDP greeting server on 127.0.0.1 that misbehaves on purpose, name by
+    name: C{plan[name]} lists what to do with each attempt in turn
+    (C{None}: drop it, C{b"reply"}: answer properly, other bytes: send
+    those instead).  Names without a plan are answered.
+    """
+
+    def __init__(self, plan: dict[bytes, list[bytes | None]]) -> None:
+        super().__init__(daemon=True)
+        self.plan = {name: list(steps) for name, steps in plan.items()}
+        self.seen: list[bytes] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                datagram, addr = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            self.seen.append(datagram)
+            steps = self.plan.get(datagram, [])
+            step = steps.pop(0) if steps else b"reply"
+            if step == b"reply":
+                self.sock.sendto(b"Hello, " + datagram + b"!", addr)
+            elif step is not None:
+                self.sock.sendto(step, addr)
+
+    def __enter__(self) -> LossyUDPServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.join(5)
+        self.sock.close()
+
+
+def test_udp_tries_every_name_and_reports_each_missing_one() -> None:
+    """
+    Michael is never answered, Tracy only on the second try, Sarah with
+    garbage: Tracy's reply is printed, Michael and Sarah get one line
+    each (Sarah's says what came instead), and the exit status is 1.
+    """
+    plan: dict[bytes, list[bytes | None]] = {
+        b"Michael": [None, None, None],
+        b"Tracy": [None, b"reply"],
+        b"Sarah": [b"garbage", b"garbage", b"garbage"],
+    }
+    with LossyUDPServer(plan) as server:
+        result = twisted_net(
+            "udp", "-c", f"{LOOPBACK}:{server.port}", "--timeout", "0.3", "--retries", "2"
+        )
+    where = f"{LOOPBACK}:{server.port}"
+    assert result.stdout == b"Hello, Tracy!\n"
+    assert result.stderr.decode().splitlines() == [
+        f"twisted-net: error: {where}: no reply to 'Michael' after 3 attempt(s), 0.3 s each "
+        "(is the server running?)",
+        f"twisted-net: error: {where}: no reply to 'Sarah' after 3 attempt(s), 0.3 s each; "
+        "the server sent 'garbage' (and 2 more datagram(s)) instead",
+    ]
+    assert result.returncode == 1
+    assert server.seen == [b"Michael"] * 3 + [b"Tracy"] * 2 + [b"Sarah"] * 3
 
 
 def test_udp_bad_address() -> None:

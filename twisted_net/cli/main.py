@@ -69,7 +69,7 @@ EXIT_BROKEN_PIPE = 141
 
 class CLIError(Exception):
     """
-    A failure to report as one line, with an exit status.
+    A failure to report, one line per problem, with an exit status.
     """
 
     def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
@@ -444,6 +444,8 @@ async def _run_udp(reactor: Any, args: argparse.Namespace, stdout: StandardOutpu
         await greet_udp(
             reactor, host, port, names, args.timeout, args.retries, on_message=stdout.line
         )
+    except ConversationError as error:
+        raise CLIError("\n".join(f"{where}: {problem}" for problem in error.problems)) from None
     except Exception as error:
         raise CLIError(f"{where}: {describe_error(error)}") from None
     return 0
@@ -539,7 +541,9 @@ async def _run(reactor: Any, args: argparse.Namespace, state: dict[str, bool]) -
         if stdout.broken:
             status = EXIT_BROKEN_PIPE
         elif not state.get("interrupted"):
-            _warn(f"error: {error if isinstance(error, CLIError) else describe_error(error)}")
+            text = str(error) if isinstance(error, CLIError) else describe_error(error)
+            for line in text.splitlines():
+                _warn(f"error: {line}")
     finally:
         state["finished"] = True
     if status:
