@@ -23,6 +23,7 @@ import pytest
 from support import RunningServer, installed_script
 
 from twisted_net.cli import bench
+from twisted_net.cli.bench import process
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 PEERS = BENCHMARKS / "peers"
@@ -518,10 +519,10 @@ def test_process_stats_add_the_descendants() -> None:
     )
     try:
         assert child.stdout is not None and child.stdout.readline() == b"up\n"
-        assert child.pid in bench._process_tree(os.getpid())
-        _, alone = bench._process_stats(os.getpid(), descendants=False)
-        _, child_peak = bench._process_stats(child.pid, descendants=False)
-        _, together = bench._process_stats(os.getpid())
+        assert child.pid in process.process_tree(os.getpid())
+        _, alone = process.process_stats(os.getpid(), descendants=False)
+        _, child_peak = process.process_stats(child.pid, descendants=False)
+        _, together = process.process_stats(os.getpid())
         assert together >= alone + child_peak
     finally:
         child.kill()

@@ -25,15 +25,10 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseNeverReceived
 
+from twisted_net.cli.commands import _run_udp
 from twisted_net.cli.console import StandardOutput
-from twisted_net.cli.main import (
-    CLIError,
-    _endpoint,
-    _endpoint_problem,
-    _run_udp,
-    build_parser,
-    describe_error,
-)
+from twisted_net.cli.errors import CLIError, _endpoint_problem, describe_error, endpoint_from_string
+from twisted_net.cli.parser import build_parser
 
 LOOPBACK = "127.0.0.1"
 GREETINGS = b"Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
@@ -150,7 +145,7 @@ def test_bad_endpoint_says_what_is_wrong(endpoint: str, problem: str) -> None:
     endpoint's own terms, not the internals of Twisted's parser.
     """
     with pytest.raises(CLIError) as raised:
-        _endpoint(MemoryReactorClock(), endpoint)
+        endpoint_from_string(MemoryReactorClock(), endpoint)
     assert str(raised.value).startswith(f"bad endpoint {endpoint!r}: {problem}")
     assert raised.value.status == 2
     assert "__init__" not in str(raised.value)
@@ -159,7 +154,7 @@ def test_bad_endpoint_says_what_is_wrong(endpoint: str, problem: str) -> None:
 def test_bad_endpoint_trust_roots(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     with pytest.raises(CLIError) as raised:
-        _endpoint(MemoryReactorClock(), f"tls:localhost:1:trustRoots={missing}")
+        endpoint_from_string(MemoryReactorClock(), f"tls:localhost:1:trustRoots={missing}")
     assert str(raised.value).endswith(
         f": cannot read the trustRoots directory {missing}: No such file or directory"
     )
