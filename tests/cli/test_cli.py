@@ -18,17 +18,18 @@ from typing import Any
 import pytest
 from OpenSSL import SSL
 from service_identity import VerificationError
-from support import RunningServer, installed_script, ipv6_loopback_usable
+from support import RunningServer, installed_script, ipv6_loopback_usable, needs_ipv6
 from twisted.internet import error as net_error
 from twisted.internet.defer import ensureDeferred, fail
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseNeverReceived
 
-from twisted_net.cli.commands import _run_udp
+from twisted_net.cli.commands import _endpoint, _run_udp
 from twisted_net.cli.console import StandardOutput
-from twisted_net.cli.errors import CLIError, _endpoint_problem, describe_error, endpoint_from_string
+from twisted_net.cli.errors import CLIError, describe_error
 from twisted_net.cli.parser import build_parser
+from twisted_net.client.endpoints import endpoint_problem
 
 LOOPBACK = "127.0.0.1"
 GREETINGS = b"Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
@@ -145,7 +146,7 @@ def test_bad_endpoint_says_what_is_wrong(endpoint: str, problem: str) -> None:
     endpoint's own terms, not the internals of Twisted's parser.
     """
     with pytest.raises(CLIError) as raised:
-        endpoint_from_string(MemoryReactorClock(), endpoint)
+        _endpoint(MemoryReactorClock(), endpoint)
     assert str(raised.value).startswith(f"bad endpoint {endpoint!r}: {problem}")
     assert raised.value.status == 2
     assert "__init__" not in str(raised.value)
@@ -154,7 +155,7 @@ def test_bad_endpoint_says_what_is_wrong(endpoint: str, problem: str) -> None:
 def test_bad_endpoint_trust_roots(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     with pytest.raises(CLIError) as raised:
-        endpoint_from_string(MemoryReactorClock(), f"tls:localhost:1:trustRoots={missing}")
+        _endpoint(MemoryReactorClock(), f"tls:localhost:1:trustRoots={missing}")
     assert str(raised.value).endswith(
         f": cannot read the trustRoots directory {missing}: No such file or directory"
     )
@@ -164,7 +165,7 @@ def test_endpoint_problem_never_empty() -> None:
     """
     An exception without text still gives a reason: its type.
     """
-    assert _endpoint_problem("x:1", RuntimeError()) == "RuntimeError"
+    assert endpoint_problem("x:1", RuntimeError()) == "RuntimeError"
 
 
 def test_udp_errors_name_the_target() -> None:
@@ -239,6 +240,60 @@ def test_python_dash_m(server: RunningServer) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == GREETINGS
+
+
+def test_one_address_form_everywhere(twist_net: Callable[..., RunningServer]) -> None:
+    """
+    C{HOST:PORT} (and C{PORT} alone) reaches the server from tcp, udp and
+    bench alike; C{tcp:} endpoint strings keep working.
+    """
+    server = twist_net(
+        ["--listen", f"tcp:0:interface={LOOPBACK}", "--udp", f"{LOOPBACK}:0", "--udp-rate", "0"]
+    )
+    for where in (f"{LOOPBACK}:{server.tcp_port}", f"localhost:{server.tcp_port}"):
+        tcp = twisted_net("tcp", "--connect", where, "Ana")
+        assert (tcp.returncode, tcp.stdout) == (0, b"Welcome!\nHello, Ana!\n"), tcp.stderr
+    tcp = twisted_net("tcp", "--connect", str(server.tcp_port), "Ana")
+    assert (tcp.returncode, tcp.stdout) == (0, b"Welcome!\nHello, Ana!\n"), tcp.stderr
+    udp = twisted_net("udp", "--connect", f"{LOOPBACK}:{server.udp_port}", "Ana")
+    assert (udp.returncode, udp.stdout) == (0, b"Hello, Ana!\n"), udp.stderr
+    bench = twisted_net(
+        "bench", "-c", f"{LOOPBACK}:{server.tcp_port}", "-d", "0.3", "-n", "2", "-q", timeout=30
+    )
+    assert bench.returncode == 0, bench.stderr
+    assert b"lockstep" in bench.stdout
+
+
+@needs_ipv6
+def test_ipv6_address_form_everywhere(twist_net: Callable[..., RunningServer]) -> None:
+    server = twist_net(
+        ["--listen", r"tcp6:0:interface=\:\:1", "--udp", "[::1]:0", "--udp-rate", "0"]
+    )
+    tcp = twisted_net("tcp", "--connect", f"[::1]:{server.tcp_port}", "six")
+    assert (tcp.returncode, tcp.stdout) == (0, b"Welcome!\nHello, six!\n"), tcp.stderr
+    bench = twisted_net(
+        "bench", "-c", f"[::1]:{server.tcp_port}", "-d", "0.3", "-n", "2", "-q", timeout=30
+    )
+    assert bench.returncode == 0, bench.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["tcp", "-c", "127.0.0.1:99999"], ["port must be 1 to 65535"]),
+        (["tcp", "-c", "tcp:127.0.0.1:99999"], ["port 99999 is out of range (1 to 65535)"]),
+        (["tcp", "-c", "[::1]9999"], ["use [IPV6]:PORT"]),
+        (["udp", "-c", "127.0.0.1:0"], ["port must be 1 to 65535"]),
+        (["bench", "-c", "::1:9999"], ["put IPv6 hosts in brackets"]),
+    ],
+)
+def test_bad_address_is_a_usage_error(args: list[str], words: list[str]) -> None:
+    result = twisted_net(*args)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr
+    for word in words:
+        assert word in stderr
 
 
 def test_tcp_refused() -> None:
@@ -557,6 +612,12 @@ def test_fetch_404(web: int) -> None:
     assert lines[0] == "HTTP/1.1 404 Not Found"
     assert lines[-1].startswith("twisted-net: error: ") and "404 Not Found" in lines[-1]
     assert "Traceback" not in result.stderr.decode()
+
+
+def test_fetch_host_port_means_http(web: int) -> None:
+    result = twisted_net("fetch", f"{LOOPBACK}:{web}/page")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"<html>/page</html>\n"
 
 
 @pytest.mark.parametrize(

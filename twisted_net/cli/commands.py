@@ -16,11 +16,12 @@ from twisted.internet import fdesc
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IStreamClientEndpoint
 
-from twisted_net.address import format_host_port
+from twisted_net.address import format_host_port, parse_host_port
 from twisted_net.cli.console import StandardInputLines, StandardOutput
-from twisted_net.cli.errors import EXIT_USAGE, CLIError, describe_error, endpoint_from_string
+from twisted_net.cli.errors import EXIT_USAGE, CLIError, describe_error
 from twisted_net.cli.parser import DEFAULT_NAMES, PROG, command_line_name
 from twisted_net.cli.progress import ProgressBar
+from twisted_net.client.endpoints import client_endpoint
 from twisted_net.client.fetch import (
     FetchResult,
     fetch,
@@ -36,7 +37,6 @@ from twisted_net.client.tcp import (
     greet_udp,
 )
 from twisted_net.hello import split_line_ending
-from twisted_net.udpaddress import parse_udp_address
 
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -53,12 +53,22 @@ def warn(text: str) -> None:
     sys.stderr.flush()
 
 
+def _endpoint(reactor: Any, text: str, timeout: float = 30.0) -> IStreamClientEndpoint:
+    """
+    The endpoint of C{--connect}; a bad one is a usage error.
+    """
+    try:
+        return client_endpoint(reactor, text, timeout)
+    except ValueError as error:
+        raise CLIError(str(error), EXIT_USAGE) from None
+
+
 async def _run_tcp(reactor: Any, args: argparse.Namespace, stdout: StandardOutput) -> int:
     if args.interactive and args.names:
         raise CLIError(
             "-i/--interactive sends the lines of standard input: give no NAMEs with it", EXIT_USAGE
         )
-    endpoint = endpoint_from_string(reactor, args.connect)
+    endpoint = _endpoint(reactor, args.connect, args.timeout)
     where = f"{args.connect}"
     names = args.names or [command_line_name(name) for name in DEFAULT_NAMES]
     try:
@@ -112,7 +122,7 @@ async def _interactive(
 
 async def _run_udp(reactor: Any, args: argparse.Namespace, stdout: StandardOutput) -> int:
     try:
-        host, port = parse_udp_address(args.connect, default_host="127.0.0.1")
+        host, port = parse_host_port(args.connect, kind="UDP address")
     except ValueError as error:
         raise CLIError(str(error), EXIT_USAGE) from None
     where = format_host_port(host, port)

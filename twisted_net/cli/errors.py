@@ -6,17 +6,10 @@ words (never a Python exception name), with the exit statuses.
 from __future__ import annotations
 
 import os
-import re
-from typing import Any
 
-from OpenSSL import SSL
-from OpenSSL.crypto import Error as OpenSSLCryptoError
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError
-from twisted.internet.endpoints import clientFromString
-from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
-from twisted.python.filepath import UnlistableError
 from twisted.web.client import ResponseFailed
 
 from twisted_net.client.errors import TLS_FAILURES, describe_tls_error
@@ -30,7 +23,6 @@ __all__ = [
     "EXIT_USAGE",
     "CLIError",
     "describe_error",
-    "endpoint_from_string",
 ]
 
 EXIT_FAILURE = 1
@@ -90,64 +82,3 @@ def _connect_reason(error: net_error.ConnectError) -> str:
     elif not text and error.osError:
         text = str(error.osError)
     return (text or error.__doc__ or "").strip().rstrip(".")
-
-
-# Output ----------------------------------------------------------------------
-
-
-_ENDPOINT_FORMS = {
-    "tcp": "tcp:HOST:PORT",
-    "tls": "tls:HOST:PORT[:trustRoots=DIR]",
-    "ssl": "ssl:HOST:PORT",
-    "unix": "unix:PATH",
-}
-_MISSING = re.compile(r"missing \d+ required positional arguments?: (.*)")
-_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
-_NOT_A_NUMBER = re.compile(r"invalid literal for int\(\) with base 10: ('.*')")
-
-
-def _endpoint_problem(description: str, error: Exception) -> str:
-    """
-    What is wrong with an endpoint string, from whatever Twisted's parsers
-    raised (C{TypeError}s of the endpoint's constructor, C{ValueError}s,
-    errors reading C{trustRoots} or certificate files).
-    """
-    kind = description.split(":", 1)[0]
-    form = _ENDPOINT_FORMS.get(kind)
-    expected = f"; expected {form}" if form else ""
-    text = str(error)
-    if isinstance(error, TypeError):
-        missing = _MISSING.search(text)
-        if missing:
-            names = re.findall(r"'(\w+)'", missing.group(1))
-            return f"missing {' and '.join(names) or 'arguments'}{expected}"
-        unexpected = _UNEXPECTED.search(text)
-        if unexpected:
-            return f"unknown option {unexpected.group(1)!r}{expected}"
-        if len(error.args) == 2 and isinstance(error.args[1], list):  # tls: keywords
-            return f"unknown option(s) {', '.join(map(str, error.args[1]))}{expected}"
-    if isinstance(error, ValueError):
-        number = _NOT_A_NUMBER.search(text)
-        if number:
-            return f"{number.group(1)} is not a number{expected}"
-        if text.startswith("Unknown endpoint type"):
-            return f"{text}; expected one of {', '.join(form for form in _ENDPOINT_FORMS.values())}"
-    if isinstance(error, UnlistableError):
-        cause = error.originalException
-        where = getattr(cause, "filename", None)
-        reason = getattr(cause, "strerror", None) or str(cause)
-        return f"cannot read the trustRoots directory{f' {where}' if where else ''}: {reason}"
-    if isinstance(error, (SSL.Error, OpenSSLCryptoError)):
-        return f"bad certificate: {describe_tls_error(error)}"
-    if isinstance(error, OSError) and error.strerror:
-        return f"{error.strerror}{f': {error.filename}' if error.filename else ''}"
-    return (text or type(error).__name__) + expected
-
-
-def endpoint_from_string(reactor: Any, description: str) -> IStreamClientEndpoint:
-    try:
-        endpoint: IStreamClientEndpoint = clientFromString(reactor, description)
-    except Exception as error:  # the parsers raise all kinds of things
-        problem = _endpoint_problem(description, error)
-        raise CLIError(f"bad endpoint {description!r}: {problem}", EXIT_USAGE) from None
-    return endpoint

@@ -77,17 +77,19 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="talk to the TCP greeting server",
         description="Connect, print the greeting and the reply to each name (one per "
         "line), send 'exit' and wait for the server to close.",
-        epilog="Endpoints: tcp:HOST:PORT; IPv6 with escaped colons, "
-        "tcp:host=\\:\\:1:port=9999; unix:PATH; tls:HOST:PORT, verified against the "
-        "system's certificate authorities (tls:HOST:PORT:trustRoots=DIR trusts the PEM "
-        "certificates in DIR instead).",
+        epilog="Where: [HOST:]PORT or [IPV6]:PORT (e.g. 9999, 127.0.0.1:9999, localhost:9999, "
+        "[::1]:9999), or a Twisted client endpoint string: tcp:HOST:PORT (IPv6 with "
+        "escaped colons, tcp:host=\\:\\:1:port=9999); unix:PATH; tls:HOST:PORT, verified "
+        "against the system's certificate authorities (tls:HOST:PORT:trustRoots=DIR trusts "
+        "the PEM certificates in DIR instead).",
     )
     tcp.add_argument(
         "--connect",
         "-c",
-        metavar="ENDPOINT",
+        metavar="WHERE",
         default=DEFAULT_TCP,
-        help=f"Twisted client endpoint string (default: {DEFAULT_TCP})",
+        help="[HOST:]PORT, [IPV6]:PORT or a Twisted client endpoint string "
+        f"(default: {DEFAULT_TCP})",
     )
     tcp.add_argument(
         "--framing",
@@ -163,7 +165,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "parser and not shown (--raw shows everything). Redirects are not followed. An "
         "HTTP status of 400 or more gives exit status 1 (the body is still written).",
     )
-    fetch_parser.add_argument("url", metavar="URL", help="http://HOST[:PORT]/PATH or https://...")
+    fetch_parser.add_argument(
+        "url",
+        metavar="URL",
+        help="http://HOST[:PORT]/PATH, https://..., or HOST:PORT[/PATH] for http",
+    )
     fetch_parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the body to FILE instead of standard output"
     )

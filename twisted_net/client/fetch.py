@@ -29,6 +29,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 
+from twisted_net.address import parse_host_port
+
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
@@ -105,14 +107,22 @@ class _Target:
 
 def parse_url(url: str | bytes) -> _Target:
     """
-    Check that C{url} is an absolute http or https URL.
+    Check that C{url} is an absolute http or https URL; C{HOST:PORT[/PATH]}
+    (the address form of the other commands) means C{http://HOST:PORT/PATH}.
 
     @raise ValueError: with a message fit for the user.
     """
     raw = url.encode("utf-8") if isinstance(url, str) else url
     shown = raw.decode("utf-8", "backslashreplace")
     if b"://" not in raw:
-        raise ValueError(f"bad URL {shown!r}: expected http://HOST[:PORT]/PATH or https://...")
+        try:
+            parse_host_port(shown.split("/", 1)[0])
+        except ValueError:
+            raise ValueError(
+                f"bad URL {shown!r}: expected http://HOST[:PORT]/PATH, https://... "
+                "or HOST:PORT[/PATH]"
+            ) from None
+        raw = b"http://" + raw
     uri = URI.fromBytes(raw)
     if uri.scheme not in (b"http", b"https"):
         scheme = uri.scheme.decode("ascii", "backslashreplace")

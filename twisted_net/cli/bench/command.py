@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twisted_net.address import format_host_port, parse_host_port
 from twisted_net.cli.bench.load import SCENARIOS, LoadRun
 from twisted_net.cli.bench.process import process_stats
 from twisted_net.cli.bench.report import format_table, limit_hints, progress_printer
@@ -23,10 +24,10 @@ __all__ = ["configure_parser", "main", "run"]
 
 
 def _target(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"want HOST:PORT, not {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    try:
+        return parse_host_port(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -79,8 +80,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "-c",
         type=_target,
         default=("127.0.0.1", 9999),
-        metavar="HOST:PORT",
-        help="the server (default: 127.0.0.1:9999)",
+        metavar="[HOST:]PORT",
+        help="the server: PORT, HOST:PORT or [IPV6]:PORT (default: 127.0.0.1:9999)",
     )
     parser.add_argument(
         "--scenario",
@@ -241,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     if args.driver is None:
         print("(Python load generator: a floor, not a ceiling; --driver for exact figures)")
     if args.json is not None:
-        document = {"target": f"{host}:{port}", "results": results}
+        document = {"target": format_host_port(host, port), "results": results}
         args.json.write_text(json.dumps(document, indent=1) + "\n")
     for result in results:
         if result["messages"]:
@@ -252,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         detail = ", ".join(f"{k} {v}" for k, v in result["error_detail"].items() if v)
         sys.stderr.write(
             f"twisted-net: error: bench {result['scenario']}: no replies "
-            f"from {host}:{port} ({detail or 'no errors either'})\n"
+            f"from {format_host_port(host, port)} ({detail or 'no errors either'})\n"
         )
     return 1 if failed else 0
 
