@@ -526,6 +526,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/missing":
             body = b"not here\n"
             self.send_response(404, "Not Found")
+        elif self.path == "/teapot":
+            body = b"short and stout\n"
+            self.send_response(418, "")
         else:
             body = b"<html>" + self.path.encode() + b"</html>\n"
             self.send_response(200, "OK")
@@ -640,3 +643,70 @@ def test_help(command: list[str]) -> None:
     result = twisted_net(*command, "--help")
     assert result.returncode == 0
     assert result.stdout.startswith(b"usage: twisted-net")
+
+
+# errors in the user's words ---------------------------------------------------------
+
+
+PYTHON_WORDS = ("Error:", "Traceback", "b'", "[('", "int()", "argument '", "unexpected ")
+
+
+def assert_users_words(result: subprocess.CompletedProcess[bytes], status: int, *words: str) -> str:
+    """
+    One error line, with C{words}, none of Python's, and exit C{status}.
+    """
+    line = assert_one_error_line(result, *words)
+    for word in PYTHON_WORDS:
+        assert word not in line, line
+    assert line == line.rstrip()
+    assert result.returncode == status, line
+    return line
+
+
+@pytest.mark.parametrize("command", ["tcp", "udp", "fetch", "bench"])
+def test_unknown_option_shows_the_subcommand_usage(command: str) -> None:
+    result = twisted_net(command, "--bogus", "x")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2
+    assert stderr.startswith(f"usage: twisted-net {command} "), stderr
+    last = stderr.splitlines()[-1]
+    assert last.startswith(f"twisted-net {command}: error: unrecognized arguments: --bogus")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        ("tcp:127.0.0.1:99999", ["port 99999 is out of range (1 to 65535)"]),
+        ("tcp:host=::1:port=9999", ["host given twice", r"host=\:\:1", "[::1]:PORT"]),
+        ("tcp:127.0.0.1:abc", ["'abc' is not a number"]),
+        ("tcp:127.0.0.1:9999:timeout=-1", ["timeout must be 0 or more seconds"]),
+    ],
+)
+def test_bad_endpoint_in_users_words(endpoint: str, words: list[str]) -> None:
+    assert_users_words(twisted_net("tcp", "-c", endpoint), 2, "bad endpoint", *words)
+
+
+def test_unix_lock_file_named_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "no.sock"
+    result = twisted_net("tcp", "-c", f"unix:{path}:checkPID=1")
+    line = assert_users_words(result, 1)
+    assert line.endswith(f"cannot connect: no server holds the lock file {path}.lock")
+
+
+def test_damaged_ca_file(tmp_path: Path) -> None:
+    damaged = tmp_path / "ca.pem"
+    damaged.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    result = twisted_net("fetch", "--ca-file", str(damaged), "https://localhost:1/")
+    assert_users_words(result, 2, f"--ca-file: {damaged}: not a valid PEM certificate")
+
+
+def test_bad_ipv6_url() -> None:
+    assert_users_words(twisted_net("fetch", "http://[::1:80/"), 2, "bad URL", "IPv6")
+
+
+def test_fetch_status_without_phrase(web: int) -> None:
+    result = twisted_net("fetch", f"http://{LOOPBACK}:{web}/teapot")
+    assert result.stdout == b"short and stout\n"
+    line = result.stderr.decode().splitlines()[-1]
+    assert line == f"twisted-net: error: http://{LOOPBACK}:{web}/teapot: the server answered 418"
+    assert result.returncode == 1

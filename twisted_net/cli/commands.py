@@ -196,8 +196,9 @@ async def _run_fetch(reactor: Any, args: argparse.Namespace, stdout: StandardOut
         if not isinstance(output, StandardOutput):
             output.close()
     if result.status >= 400:
-        phrase = result.phrase.decode("ascii", "backslashreplace")
-        raise CLIError(f"{args.url}: the server answered {result.status} {phrase}")
+        phrase = result.phrase.decode("ascii", "backslashreplace").strip()
+        status = f"{result.status} {phrase}" if phrase else str(result.status)
+        raise CLIError(f"{args.url}: the server answered {status}")
     return 0
 
 

@@ -61,6 +61,9 @@ def describe_error(error: BaseException | Failure) -> str:
         return f"TLS error: {describe_tls_error(value)}"
     if isinstance(value, net_error.ConnectionDone):
         return "the server closed the connection"
+    if isinstance(value, net_error.BadFileError):  # unix:PATH:checkPID=1
+        path = _text(value.osError) if value.osError else "the socket"  # Twisted puts it there
+        return f"cannot connect: no server holds the lock file {path}.lock"
     if isinstance(value, net_error.ConnectError):
         return f"cannot connect: {_connect_reason(value)}"
     if isinstance(value, (ConversationError, FetchError, CLIError, ValueError, OSError)):
@@ -76,9 +79,17 @@ def _connect_reason(error: net_error.ConnectError) -> str:
     Why a connection failed: Twisted keeps the C{errno} in C{osError} and
     the system's text, when there is one, in the first argument.
     """
-    text = str(error.args[0]) if error.args and error.args[0] else ""
+    text = _text(error.args[0]) if error.args and error.args[0] else ""
     if not text and isinstance(error.osError, int):
         text = os.strerror(error.osError)
     elif not text and error.osError:
-        text = str(error.osError)
+        text = _text(error.osError)
     return (text or error.__doc__ or "").strip().rstrip(".")
+
+
+def _text(value: object) -> str:
+    """
+    A path or message from Twisted, as text: bytes paths decoded as the
+    file system does, never shown as C{b'...'}.
+    """
+    return os.fsdecode(value) if isinstance(value, bytes) else str(value)

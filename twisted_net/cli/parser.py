@@ -57,6 +57,22 @@ def command_line_name(text: str) -> bytes:
     return os.fsencode(text)
 
 
+class _Subcommand(argparse.ArgumentParser):
+    """
+    A subcommand's parser that refuses unknown arguments itself, so that
+    C{twisted-net tcp --bogus} shows the usage of C{tcp}, not the top-level
+    one (argparse hands a subcommand's leftovers back to its parent).
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """
     The command line of C{twisted-net}.  The C{bench} subcommand's options
@@ -70,7 +86,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     from twisted_net import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Subcommand
+    )
 
     tcp = commands.add_parser(
         "tcp",
