@@ -18,9 +18,17 @@ from typing import Any
 from twisted_net.address import format_host_port, parse_host_port
 from twisted_net.cli.bench.load import SCENARIOS, LoadRun
 from twisted_net.cli.bench.process import process_stats
-from twisted_net.cli.bench.report import format_table, limit_hints, progress_printer
+from twisted_net.cli.bench.report import (
+    format_interrupted,
+    format_table,
+    limit_hints,
+    progress_printer,
+)
 
-__all__ = ["configure_parser", "main", "run"]
+__all__ = ["EXIT_INTERRUPTED", "configure_parser", "main", "run"]
+
+EXIT_INTERRUPTED = 130
+"""The exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 def _target(text: str) -> tuple[str, int]:
@@ -175,14 +183,28 @@ def _run_c_driver(args: argparse.Namespace, scenario: str) -> dict[str, Any]:
     assert process.stderr is not None and process.stdout is not None
     show = progress_printer(sys.stderr, scenario)
     problems = []
-    for line in process.stderr:
-        try:
-            tick = json.loads(line)
-        except ValueError:
-            problems.append(line.strip())
-            continue
-        if isinstance(tick, dict) and "elapsed" in tick:
-            show(tick["elapsed"], tick["messages"])
+    last = {"elapsed": 0.0, "messages": 0}
+    try:
+        for line in process.stderr:
+            try:
+                tick = json.loads(line)
+            except ValueError:
+                problems.append(line.strip())
+                continue
+            if isinstance(tick, dict) and "elapsed" in tick:
+                last = tick
+                show(tick["elapsed"], tick["messages"])
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait()
+        elapsed = float(last["elapsed"])
+        return {
+            "scenario": scenario,
+            "duration_s": elapsed,
+            "messages": last["messages"],
+            "msgs_per_s": last["messages"] / elapsed if elapsed else 0.0,
+            "interrupted": True,
+        }
     output = process.stdout.read()
     if process.wait() != 0:
         raise RuntimeError(f"driver failed: {' '.join(problems) or process.returncode}")
@@ -202,11 +224,30 @@ def run(args: argparse.Namespace) -> int:
     if args.driver is not None and not args.driver.is_file():
         sys.stderr.write(f"twisted-net: error: no driver at {args.driver}\n")
         return 2
-    host, port = args.connect
     if args.pid is not None and not Path(f"/proc/{args.pid}/stat").exists():
         sys.stderr.write(f"twisted-net: error: --pid: no process {args.pid}\n")
         return 2
-    results = []
+    results: list[dict[str, Any]] = []
+    try:
+        return _run_scenarios(args, scenarios, results)
+    except KeyboardInterrupt:  # between scenarios, or in the C driver's setup
+        return _interrupted(args, results)
+
+
+def _interrupted(args: argparse.Namespace, results: list[dict[str, Any]]) -> int:
+    """
+    Ctrl-C: show what was measured so far on one line, exit 130.
+    """
+    if not args.quiet and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(format_interrupted(results), flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _run_scenarios(
+    args: argparse.Namespace, scenarios: list[str], results: list[dict[str, Any]]
+) -> int:
+    host, port = args.connect
     for scenario in scenarios:
         before = process_stats(args.pid) if args.pid else None
         started = time.monotonic()
@@ -238,6 +279,8 @@ def run(args: argparse.Namespace) -> int:
             result["server_cpu"] = (after[0] - before[0]) / (time.monotonic() - started)
             result["server_peak_rss_kib"] = after[1]
         results.append(result)
+        if result.get("interrupted"):
+            return _interrupted(args, results)
     print(format_table(results))
     if args.driver is None:
         print("(Python load generator: a floor, not a ceiling; --driver for exact figures)")

@@ -90,6 +90,7 @@ class LoadRun:
         self.conns: dict[int, _Conn] = {}
         self.measuring = False
         self.stopping = False
+        self._measure_start: int | None = None
 
     # Connections -----------------------------------------------------------
 
@@ -324,10 +325,27 @@ class LoadRun:
     def run(self) -> dict[str, Any]:
         """
         Run the scenario; return the result in the C driver's format.
+
+        Ctrl-C (C{KeyboardInterrupt}) ends the run early: the result then
+        holds what was measured so far, with C{"interrupted": True}.
         """
-        setup = self._setup()
+        setup = 0.0
+        self._measure_start = None
+        interrupted = False
+        try:
+            setup = self._setup()
+            self._measure()
+        except KeyboardInterrupt:
+            interrupted = True
+        start = self._measure_start
+        result = self._result(setup, start)
+        if interrupted:
+            result["interrupted"] = True
+        return result
+
+    def _measure(self) -> None:
         self.measuring = True
-        start = time.perf_counter_ns()
+        start = self._measure_start = time.perf_counter_ns()
         end = start + int(self.duration * 1e9)
         if self.scenario in ("churn", "udp"):
             for _ in range(self.connections):
@@ -356,7 +374,14 @@ class LoadRun:
             if self.progress is not None and now >= next_progress:
                 next_progress += 1_000_000_000
                 self.progress((now - start) / 1e9, self.messages)
-        elapsed = max((time.perf_counter_ns() - start) / 1e9, 1e-9)
+
+    def _result(self, setup: float, start: int | None) -> dict[str, Any]:
+        """
+        Close every socket; what was measured since C{start} (C{None}: the
+        measurement never started).
+        """
+        now = time.perf_counter_ns()
+        elapsed = max((now - start) / 1e9, 1e-9) if start is not None else 0.0
         for conn in list(self.conns.values()):
             self._close(conn)
         self.poller.close()
@@ -371,7 +396,7 @@ class LoadRun:
             "duration_s": round(elapsed, 3),
             "messages": self.messages,
             "unit": "sessions" if self.scenario == "churn" else "messages",
-            "msgs_per_s": round(self.messages / elapsed, 1),
+            "msgs_per_s": round(self.messages / elapsed, 1) if elapsed else 0.0,
             "latency_us": self.histogram.summary(),
             "errors": sum(self.errors.values()),
             "error_detail": dict(self.errors),

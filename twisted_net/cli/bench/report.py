@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO, Any
 
-__all__ = ["format_table", "limit_hints", "progress_printer"]
+__all__ = ["format_interrupted", "format_table", "limit_hints", "progress_printer"]
 
 
 def limit_hints(result: dict[str, Any]) -> list[str]:
@@ -70,3 +70,25 @@ def format_table(results: list[dict[str, Any]]) -> str:
             )
         lines.append(line)
     return "\n".join(lines)
+
+
+def format_interrupted(results: list[dict[str, Any]]) -> str:
+    """
+    One line for a run stopped by Ctrl-C: what each scenario measured so
+    far, the interrupted one last.
+    """
+    parts = []
+    for r in results:
+        where = f"{r['scenario']}{' (interrupted)' if r.get('interrupted') else ''}"
+        if not r.get("duration_s"):
+            parts.append(f"{where}: nothing measured yet")
+            continue
+        text = (
+            f"{where}: {r['messages']:,} {r.get('unit', 'messages')} in {r['duration_s']:.1f} s, "
+            f"{r['msgs_per_s']:,.0f}/s"
+        )
+        latency = r.get("latency_us")
+        if latency and r["messages"]:
+            text += f", p50 {latency['p50'] / 1000:.2f} ms, p99 {latency['p99'] / 1000:.2f} ms"
+        parts.append(f"{text}, {r.get('errors', 0)} errors")
+    return "interrupted: " + ("; ".join(parts) or "nothing measured yet")
