@@ -612,6 +612,7 @@ def test_udp_reply_keeps_line_ending() -> None:
         "cli.main",
         "cli.parser",
         "client.conversation",
+        "client.endpoints",
         "client.framings",
         "client.tcp",
         "client.errors",
