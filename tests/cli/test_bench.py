@@ -540,7 +540,7 @@ def test_bench_unknown_pid(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("scenario", ["lockstep", "udp", "churn"])
 def test_ctrl_c_prints_partial_results(
-    twist_net: Callable[..., RunningServer], scenario: str
+    twist_net: Callable[..., RunningServer], scenario: str, tmp_path: Path
 ) -> None:
     """
     SIGINT (Ctrl-C) while measuring: no traceback, one line with what was
@@ -555,6 +555,7 @@ def test_ctrl_c_prints_partial_results(
     port = server.udp_port if scenario == "udp" else server.tcp_port
     command = [installed_script("twisted-net"), "bench", "-c", f"127.0.0.1:{port}"]
     command += ["--scenario", scenario, "--duration", "60", "--connections", "4"]
+    command += ["--json", str(tmp_path / "partial.json")]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as bench_process:
@@ -576,3 +577,6 @@ def test_ctrl_c_prints_partial_results(
     measured = int(lines[0].split(": ")[2].split()[0].replace(",", ""))
     assert measured > 0
     assert f" {unit} in " in lines[0] and "errors" in lines[0]
+    document = json.loads((tmp_path / "partial.json").read_text())
+    assert document["interrupted"] is True
+    assert document["results"][0]["messages"] == measured

@@ -554,6 +554,20 @@ def test_udp_says_what_arrived_instead() -> None:
     assert "is the server running" not in str(error)
 
 
+def test_udp_duplicate_reply_is_not_what_came_instead() -> None:
+    """
+    The second copy of a reply (the answer to a retry) is ignored, not
+    reported as what came instead of the next name's reply.
+    """
+    client, _, clock, _ = udp_client([b"a", b"b"], retries=0)
+    client.datagramReceived(b"Hello, a!", ("127.0.0.1", 9999))
+    client.datagramReceived(b"Hello, a!", ("127.0.0.1", 9999))
+    clock.advance(1.0)
+    assert str(udp_result(client).value) == (
+        "no reply to 'b' after 1 attempt(s), 1 s each (is the server running?)"
+    )
+
+
 def test_udp_refused_name_does_not_stop_the_others() -> None:
     client, transport, _, shown = udp_client([b"x", b"y"])
     client.datagramReceived(b"error: message longer than 4096 bytes\r\n", ("127.0.0.1", 9999))

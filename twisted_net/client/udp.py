@@ -203,6 +203,8 @@ class UDPGreetingClient(DatagramProtocol):
                 self._unanswered.remove(late)
                 self._answered(datagram)
                 return
+            if datagram in self.messages:  # a duplicate, after a retry
+                return
             if is_error(datagram):
                 current.refusal = datagram
                 self._unanswered.append(current)

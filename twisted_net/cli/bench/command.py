@@ -241,7 +241,18 @@ def _interrupted(args: argparse.Namespace, results: list[dict[str, Any]]) -> int
     if not args.quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     print(format_interrupted(results), flush=True)
+    if args.json is not None:
+        _write_json(args, results, interrupted=True)
     return EXIT_INTERRUPTED
+
+
+def _write_json(
+    args: argparse.Namespace, results: list[dict[str, Any]], interrupted: bool = False
+) -> None:
+    document: dict[str, Any] = {"target": format_host_port(*args.connect), "results": results}
+    if interrupted:
+        document["interrupted"] = True
+    args.json.write_text(json.dumps(document, indent=1) + "\n")
 
 
 def _run_scenarios(
@@ -285,8 +296,7 @@ def _run_scenarios(
     if args.driver is None:
         print("(Python load generator: a floor, not a ceiling; --driver for exact figures)")
     if args.json is not None:
-        document = {"target": format_host_port(host, port), "results": results}
-        args.json.write_text(json.dumps(document, indent=1) + "\n")
+        _write_json(args, results)
     for result in results:
         if result["messages"]:
             for hint in limit_hints(result):
