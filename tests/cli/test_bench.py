@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from support import RunningServer, installed_script
 
 from twisted_net.cli import bench
+from twisted_net.cli.bench import process
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 PEERS = BENCHMARKS / "peers"
@@ -518,10 +520,10 @@ def test_process_stats_add_the_descendants() -> None:
     )
     try:
         assert child.stdout is not None and child.stdout.readline() == b"up\n"
-        assert child.pid in bench._process_tree(os.getpid())
-        _, alone = bench._process_stats(os.getpid(), descendants=False)
-        _, child_peak = bench._process_stats(child.pid, descendants=False)
-        _, together = bench._process_stats(os.getpid())
+        assert child.pid in process.process_tree(os.getpid())
+        _, alone = process.process_stats(os.getpid(), descendants=False)
+        _, child_peak = process.process_stats(child.pid, descendants=False)
+        _, together = process.process_stats(os.getpid())
         assert together >= alone + child_peak
     finally:
         child.kill()
@@ -534,3 +536,47 @@ def test_bench_unknown_pid(capsys: pytest.CaptureFixture[str]) -> None:
     status = bench.main(["--pid", str(gone.pid), "--duration", "0.1", "--quiet"])
     assert status == 2
     assert f"--pid: no process {gone.pid}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scenario", ["lockstep", "udp", "churn"])
+def test_ctrl_c_prints_partial_results(
+    twist_net: Callable[..., RunningServer], scenario: str, tmp_path: Path
+) -> None:
+    """
+    SIGINT (Ctrl-C) while measuring: no traceback, one line with what was
+    measured so far, exit status 130.
+    """
+    server = twist_net(
+        [
+            *("--listen", "tcp:0:interface=127.0.0.1", "--udp", "127.0.0.1:0"),
+            *("--udp-rate", "0", "--max-per-peer", "0"),
+        ]
+    )
+    port = server.udp_port if scenario == "udp" else server.tcp_port
+    command = [installed_script("twisted-net"), "bench", "-c", f"127.0.0.1:{port}"]
+    command += ["--scenario", scenario, "--duration", "60", "--connections", "4"]
+    command += ["--json", str(tmp_path / "partial.json")]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as bench_process:
+        try:
+            assert bench_process.stderr is not None
+            first = bench_process.stderr.readline()  # the first progress line: measuring
+            assert first.startswith(f"[{scenario}]"), first
+            bench_process.send_signal(signal.SIGINT)
+            stdout, stderr = bench_process.communicate(timeout=20)
+        finally:
+            if bench_process.poll() is None:
+                bench_process.kill()
+    assert bench_process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    lines = stdout.splitlines()
+    assert len(lines) == 1, stdout
+    unit = "sessions" if scenario == "churn" else "messages"
+    assert lines[0].startswith(f"interrupted: {scenario} (interrupted): "), lines[0]
+    measured = int(lines[0].split(": ")[2].split()[0].replace(",", ""))
+    assert measured > 0
+    assert f" {unit} in " in lines[0] and "errors" in lines[0]
+    document = json.loads((tmp_path / "partial.json").read_text())
+    assert document["interrupted"] is True
+    assert document["results"][0]["messages"] == measured

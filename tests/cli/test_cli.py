@@ -18,22 +18,18 @@ from typing import Any
 import pytest
 from OpenSSL import SSL
 from service_identity import VerificationError
-from support import RunningServer, installed_script, ipv6_loopback_usable
+from support import RunningServer, installed_script, ipv6_loopback_usable, needs_ipv6
 from twisted.internet import error as net_error
 from twisted.internet.defer import ensureDeferred, fail
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseNeverReceived
 
+from twisted_net.cli.commands import _endpoint, _run_udp
 from twisted_net.cli.console import StandardOutput
-from twisted_net.cli.main import (
-    CLIError,
-    _endpoint,
-    _endpoint_problem,
-    _run_udp,
-    build_parser,
-    describe_error,
-)
+from twisted_net.cli.errors import CLIError, describe_error
+from twisted_net.cli.parser import build_parser
+from twisted_net.client.endpoints import endpoint_problem
 
 LOOPBACK = "127.0.0.1"
 GREETINGS = b"Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
@@ -169,7 +165,7 @@ def test_endpoint_problem_never_empty() -> None:
     """
     An exception without text still gives a reason: its type.
     """
-    assert _endpoint_problem("x:1", RuntimeError()) == "RuntimeError"
+    assert endpoint_problem("x:1", RuntimeError()) == "RuntimeError"
 
 
 def test_udp_errors_name_the_target() -> None:
@@ -244,6 +240,60 @@ def test_python_dash_m(server: RunningServer) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == GREETINGS
+
+
+def test_one_address_form_everywhere(twist_net: Callable[..., RunningServer]) -> None:
+    """
+    C{HOST:PORT} (and C{PORT} alone) reaches the server from tcp, udp and
+    bench alike; C{tcp:} endpoint strings keep working.
+    """
+    server = twist_net(
+        ["--listen", f"tcp:0:interface={LOOPBACK}", "--udp", f"{LOOPBACK}:0", "--udp-rate", "0"]
+    )
+    for where in (f"{LOOPBACK}:{server.tcp_port}", f"localhost:{server.tcp_port}"):
+        tcp = twisted_net("tcp", "--connect", where, "Ana")
+        assert (tcp.returncode, tcp.stdout) == (0, b"Welcome!\nHello, Ana!\n"), tcp.stderr
+    tcp = twisted_net("tcp", "--connect", str(server.tcp_port), "Ana")
+    assert (tcp.returncode, tcp.stdout) == (0, b"Welcome!\nHello, Ana!\n"), tcp.stderr
+    udp = twisted_net("udp", "--connect", f"{LOOPBACK}:{server.udp_port}", "Ana")
+    assert (udp.returncode, udp.stdout) == (0, b"Hello, Ana!\n"), udp.stderr
+    bench = twisted_net(
+        "bench", "-c", f"{LOOPBACK}:{server.tcp_port}", "-d", "0.3", "-n", "2", "-q", timeout=30
+    )
+    assert bench.returncode == 0, bench.stderr
+    assert b"lockstep" in bench.stdout
+
+
+@needs_ipv6
+def test_ipv6_address_form_everywhere(twist_net: Callable[..., RunningServer]) -> None:
+    server = twist_net(
+        ["--listen", r"tcp6:0:interface=\:\:1", "--udp", "[::1]:0", "--udp-rate", "0"]
+    )
+    tcp = twisted_net("tcp", "--connect", f"[::1]:{server.tcp_port}", "six")
+    assert (tcp.returncode, tcp.stdout) == (0, b"Welcome!\nHello, six!\n"), tcp.stderr
+    bench = twisted_net(
+        "bench", "-c", f"[::1]:{server.tcp_port}", "-d", "0.3", "-n", "2", "-q", timeout=30
+    )
+    assert bench.returncode == 0, bench.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["tcp", "-c", "127.0.0.1:99999"], ["port must be 1 to 65535"]),
+        (["tcp", "-c", "tcp:127.0.0.1:99999"], ["port 99999 is out of range (1 to 65535)"]),
+        (["tcp", "-c", "[::1]9999"], ["use [IPV6]:PORT"]),
+        (["udp", "-c", "127.0.0.1:0"], ["port must be 1 to 65535"]),
+        (["bench", "-c", "::1:9999"], ["put IPv6 hosts in brackets"]),
+    ],
+)
+def test_bad_address_is_a_usage_error(args: list[str], words: list[str]) -> None:
+    result = twisted_net(*args)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr
+    for word in words:
+        assert word in stderr
 
 
 def test_tcp_refused() -> None:
@@ -377,11 +427,87 @@ def test_udp_nothing_answers() -> None:
                 received.append(silent.recv(100))
             except BlockingIOError:
                 break
-    line = assert_one_error_line(result, "no reply", "after 3 attempt(s)")
-    assert line.startswith(f"twisted-net: error: {LOOPBACK}:{port}: no reply to 'Michael'")
+    lines = result.stderr.decode().splitlines()
+    assert [line.split(": no reply to ")[1].split("'")[1] for line in lines] == [
+        "Michael",
+        "Tracy",
+        "Sarah",
+    ]
+    for line in lines:
+        assert line.startswith(f"twisted-net: error: {LOOPBACK}:{port}: no reply to '")
+        assert "after 3 attempt(s)" in line
     assert result.returncode == 1
-    assert received == [b"Michael"] * 3
+    assert received == [b"Michael"] * 3 + [b"Tracy"] * 3 + [b"Sarah"] * 3
     assert result.stdout == b""
+
+
+class LossyUDPServer(threading.Thread):
+    """
+    A UDP greeting server on 127.0.0.1 that misbehaves on purpose, name by
+    name: C{plan[name]} lists what to do with each attempt in turn
+    (C{None}: drop it, C{b"reply"}: answer properly, other bytes: send
+    those instead).  Names without a plan are answered.
+    """
+
+    def __init__(self, plan: dict[bytes, list[bytes | None]]) -> None:
+        super().__init__(daemon=True)
+        self.plan = {name: list(steps) for name, steps in plan.items()}
+        self.seen: list[bytes] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                datagram, addr = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            self.seen.append(datagram)
+            steps = self.plan.get(datagram, [])
+            step = steps.pop(0) if steps else b"reply"
+            if step == b"reply":
+                self.sock.sendto(b"Hello, " + datagram + b"!", addr)
+            elif step is not None:
+                self.sock.sendto(step, addr)
+
+    def __enter__(self) -> LossyUDPServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.join(5)
+        self.sock.close()
+
+
+def test_udp_tries_every_name_and_reports_each_missing_one() -> None:
+    """
+    Michael is never answered, Tracy only on the second try, Sarah with
+    garbage: Tracy's reply is printed, Michael and Sarah get one line
+    each (Sarah's says what came instead), and the exit status is 1.
+    """
+    plan: dict[bytes, list[bytes | None]] = {
+        b"Michael": [None, None, None],
+        b"Tracy": [None, b"reply"],
+        b"Sarah": [b"garbage", b"garbage", b"garbage"],
+    }
+    with LossyUDPServer(plan) as server:
+        result = twisted_net(
+            "udp", "-c", f"{LOOPBACK}:{server.port}", "--timeout", "0.3", "--retries", "2"
+        )
+    where = f"{LOOPBACK}:{server.port}"
+    assert result.stdout == b"Hello, Tracy!\n"
+    assert result.stderr.decode().splitlines() == [
+        f"twisted-net: error: {where}: no reply to 'Michael' after 3 attempt(s), 0.3 s each "
+        "(is the server running?)",
+        f"twisted-net: error: {where}: no reply to 'Sarah' after 3 attempt(s), 0.3 s each; "
+        "the server sent 'garbage' (and 2 more datagram(s)) instead",
+    ]
+    assert result.returncode == 1
+    assert server.seen == [b"Michael"] * 3 + [b"Tracy"] * 2 + [b"Sarah"] * 3
 
 
 def test_udp_bad_address() -> None:
@@ -400,6 +526,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/missing":
             body = b"not here\n"
             self.send_response(404, "Not Found")
+        elif self.path == "/teapot":
+            body = b"short and stout\n"
+            self.send_response(418, "")
         else:
             body = b"<html>" + self.path.encode() + b"</html>\n"
             self.send_response(200, "OK")
@@ -488,6 +617,12 @@ def test_fetch_404(web: int) -> None:
     assert "Traceback" not in result.stderr.decode()
 
 
+def test_fetch_host_port_means_http(web: int) -> None:
+    result = twisted_net("fetch", f"{LOOPBACK}:{web}/page")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"<html>/page</html>\n"
+
+
 @pytest.mark.parametrize(
     ("url", "words"),
     [("not a url", ["bad URL"]), ("gopher://x/", ["bad URL", "gopher"])],
@@ -508,3 +643,70 @@ def test_help(command: list[str]) -> None:
     result = twisted_net(*command, "--help")
     assert result.returncode == 0
     assert result.stdout.startswith(b"usage: twisted-net")
+
+
+# errors in the user's words ---------------------------------------------------------
+
+
+PYTHON_WORDS = ("Error:", "Traceback", "b'", "[('", "int()", "argument '", "unexpected ")
+
+
+def assert_users_words(result: subprocess.CompletedProcess[bytes], status: int, *words: str) -> str:
+    """
+    One error line, with C{words}, none of Python's, and exit C{status}.
+    """
+    line = assert_one_error_line(result, *words)
+    for word in PYTHON_WORDS:
+        assert word not in line, line
+    assert line == line.rstrip()
+    assert result.returncode == status, line
+    return line
+
+
+@pytest.mark.parametrize("command", ["tcp", "udp", "fetch", "bench"])
+def test_unknown_option_shows_the_subcommand_usage(command: str) -> None:
+    result = twisted_net(command, "--bogus", "x")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2
+    assert stderr.startswith(f"usage: twisted-net {command} "), stderr
+    last = stderr.splitlines()[-1]
+    assert last.startswith(f"twisted-net {command}: error: unrecognized arguments: --bogus")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        ("tcp:127.0.0.1:99999", ["port 99999 is out of range (1 to 65535)"]),
+        ("tcp:host=::1:port=9999", ["host given twice", r"host=\:\:1", "[::1]:PORT"]),
+        ("tcp:127.0.0.1:abc", ["'abc' is not a number"]),
+        ("tcp:127.0.0.1:9999:timeout=-1", ["timeout must be 0 or more seconds"]),
+    ],
+)
+def test_bad_endpoint_in_users_words(endpoint: str, words: list[str]) -> None:
+    assert_users_words(twisted_net("tcp", "-c", endpoint), 2, "bad endpoint", *words)
+
+
+def test_unix_lock_file_named_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "no.sock"
+    result = twisted_net("tcp", "-c", f"unix:{path}:checkPID=1")
+    line = assert_users_words(result, 1)
+    assert line.endswith(f"cannot connect: no server holds the lock file {path}.lock")
+
+
+def test_damaged_ca_file(tmp_path: Path) -> None:
+    damaged = tmp_path / "ca.pem"
+    damaged.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    result = twisted_net("fetch", "--ca-file", str(damaged), "https://localhost:1/")
+    assert_users_words(result, 2, f"--ca-file: {damaged}: not a valid PEM certificate")
+
+
+def test_bad_ipv6_url() -> None:
+    assert_users_words(twisted_net("fetch", "http://[::1:80/"), 2, "bad URL", "IPv6")
+
+
+def test_fetch_status_without_phrase(web: int) -> None:
+    result = twisted_net("fetch", f"http://{LOOPBACK}:{web}/teapot")
+    assert result.stdout == b"short and stout\n"
+    line = result.stderr.decode().splitlines()[-1]
+    assert line == f"twisted-net: error: http://{LOOPBACK}:{web}/teapot: the server answered 418"
+    assert result.returncode == 1

@@ -494,6 +494,91 @@ def test_udp_retries_then_reports() -> None:
     assert len(transport.written) == 4
 
 
+def test_udp_tries_every_name_after_one_goes_unanswered() -> None:
+    """
+    A name that stays unanswered does not stop the others: each is asked,
+    each reply is handed over as it comes, and the failure, at the end,
+    names every name still missing, one error each.
+    """
+    client, transport, clock, shown = udp_client([b"a", b"b", b"c"], retries=1)
+    server = ("127.0.0.1", 9999)
+    clock.advance(1.0)
+    clock.advance(1.0)
+    assert [datagram for datagram, _ in transport.written] == [b"a", b"a", b"b"]
+    client.datagramReceived(b"Hello, b!", server)
+    clock.advance(1.0)
+    clock.advance(1.0)
+    assert [datagram for datagram, _ in transport.written] == [b"a", b"a", b"b", b"c", b"c"]
+    assert shown == [b"Hello, b!"]
+    error = udp_result(client).value
+    assert isinstance(error, ReplyTimeoutError)
+    assert [str(problem) for problem in error.problems] == [
+        "no reply to 'a' after 2 attempt(s), 1 s each (is the server running?)",
+        "no reply to 'c' after 2 attempt(s), 1 s each (is the server running?)",
+    ]
+    assert error.messages == [b"Hello, b!"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_udp_late_reply_still_counts() -> None:
+    """
+    A reply that comes after its name was given up on is still a reply:
+    it is handed over, and that name is no longer reported missing.
+    """
+    client, _, clock, shown = udp_client([b"a", b"b"], retries=0)
+    clock.advance(1.0)
+    client.datagramReceived(b"Hello, a!", ("127.0.0.1", 9999))
+    client.datagramReceived(b"Hello, b!", ("127.0.0.1", 9999))
+    assert shown == [b"Hello, a!", b"Hello, b!"]
+    assert udp_result(client) == [b"Hello, a!", b"Hello, b!"]
+
+
+def test_udp_says_what_arrived_instead() -> None:
+    """
+    When something other than the reply came, the error says what, and
+    from whom when it was not the server, instead of asking whether the
+    server runs.
+    """
+    client, _, clock, _ = udp_client([b"a", b"b"], retries=0)
+    client.datagramReceived(b"garbage", ("127.0.0.1", 9999))
+    client.datagramReceived(b"more garbage", ("127.0.0.1", 9999))
+    clock.advance(1.0)
+    client.datagramReceived(b"Hello, b!", ("127.0.0.2", 4000))
+    clock.advance(1.0)
+    error = udp_result(client).value
+    assert [str(problem) for problem in error.problems] == [
+        "no reply to 'a' after 1 attempt(s), 1 s each; the server sent 'garbage' "
+        "(and 1 more datagram(s)) instead",
+        "no reply to 'b' after 1 attempt(s), 1 s each; got 'Hello, b!' from 127.0.0.2:4000 instead",
+    ]
+    assert "is the server running" not in str(error)
+
+
+def test_udp_duplicate_reply_is_not_what_came_instead() -> None:
+    """
+    The second copy of a reply (the answer to a retry) is ignored, not
+    reported as what came instead of the next name's reply.
+    """
+    client, _, clock, _ = udp_client([b"a", b"b"], retries=0)
+    client.datagramReceived(b"Hello, a!", ("127.0.0.1", 9999))
+    client.datagramReceived(b"Hello, a!", ("127.0.0.1", 9999))
+    clock.advance(1.0)
+    assert str(udp_result(client).value) == (
+        "no reply to 'b' after 1 attempt(s), 1 s each (is the server running?)"
+    )
+
+
+def test_udp_refused_name_does_not_stop_the_others() -> None:
+    client, transport, _, shown = udp_client([b"x", b"y"])
+    client.datagramReceived(b"error: message longer than 4096 bytes\r\n", ("127.0.0.1", 9999))
+    assert [datagram for datagram, _ in transport.written] == [b"x", b"y"]
+    client.datagramReceived(b"Hello, y!", ("127.0.0.1", 9999))
+    assert shown == [b"Hello, y!"]
+    error = udp_result(client).value
+    assert isinstance(error, ServerRefusedError)
+    assert str(error) == "the server refused 'x': message longer than 4096 bytes"
+
+
 def test_udp_retry_answered() -> None:
     client, transport, clock, _ = udp_client([b"a"], retries=1)
     clock.advance(1.0)
@@ -531,7 +616,18 @@ def test_udp_reply_keeps_line_ending() -> None:
     "name",
     [
         "cli.bench",
+        "cli.bench.command",
+        "cli.bench.histogram",
+        "cli.bench.load",
+        "cli.bench.process",
+        "cli.bench.report",
+        "cli.commands",
+        "cli.errors",
         "cli.main",
+        "cli.parser",
+        "client.conversation",
+        "client.endpoints",
+        "client.framings",
         "client.tcp",
         "client.errors",
         "cli.console",

@@ -8,9 +8,13 @@ a thin layer over them.
   - L{greet_udp}: the tutorial's UDP client;
   - L{fetch} and L{fetch_raw}: the tutorial's HTTP client.
 
+L{client_endpoint} turns what a user types (C{HOST:PORT}, C{[IPV6]:PORT}
+or an endpoint string) into the endpoint L{greet} takes.
+
 Nothing here imports the server.
 """
 
+from twisted_net.client.endpoints import client_endpoint
 from twisted_net.client.tcp import (
     FRAMINGS,
     ConversationError,
@@ -48,6 +52,7 @@ __all__ = [
     "ServerRefusedError",
     "TLSError",
     "UDPGreetingClient",
+    "client_endpoint",
     "client_protocol",
     "connect_greeting",
     "fetch",

@@ -94,11 +94,15 @@ class ConversationError(Exception):
     A conversation did not complete.
 
     @ivar messages: everything the server said before it went wrong.
+    @ivar problems: what went wrong, one error per failed message when a
+        conversation carries on past a failure (UDP: one per unanswered
+        name); C{[self]} otherwise.
     """
 
     def __init__(self, description: str, messages: Sequence[bytes] = ()) -> None:
         super().__init__(description)
         self.messages = list(messages)
+        self.problems: list[ConversationError] = [self]
 
 
 class ServerClosedError(ConversationError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from typing import Protocol as TypingProtocol
 
+from OpenSSL.crypto import Error as OpenSSLCryptoError
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
@@ -28,6 +29,9 @@ from twisted.web.client import URI, Agent, BrowserLikePolicyForHTTPS, ResponseDo
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
+
+from twisted_net.address import parse_host_port
+from twisted_net.client.errors import describe_tls_error
 
 if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -105,15 +109,26 @@ class _Target:
 
 def parse_url(url: str | bytes) -> _Target:
     """
-    Check that C{url} is an absolute http or https URL.
+    Check that C{url} is an absolute http or https URL; C{HOST:PORT[/PATH]}
+    (the address form of the other commands) means C{http://HOST:PORT/PATH}.
 
     @raise ValueError: with a message fit for the user.
     """
     raw = url.encode("utf-8") if isinstance(url, str) else url
     shown = raw.decode("utf-8", "backslashreplace")
     if b"://" not in raw:
-        raise ValueError(f"bad URL {shown!r}: expected http://HOST[:PORT]/PATH or https://...")
-    uri = URI.fromBytes(raw)
+        try:
+            parse_host_port(shown.split("/", 1)[0])
+        except ValueError:
+            raise ValueError(
+                f"bad URL {shown!r}: expected http://HOST[:PORT]/PATH, https://... "
+                "or HOST:PORT[/PATH]"
+            ) from None
+        raw = b"http://" + raw
+    try:
+        uri = URI.fromBytes(raw)
+    except ValueError as error:  # e.g. "Invalid IPv6 URL", from urllib
+        raise ValueError(f"bad URL {shown!r}: {error}") from None
     if uri.scheme not in (b"http", b"https"):
         scheme = uri.scheme.decode("ascii", "backslashreplace")
         raise ValueError(f"bad URL {shown!r}: scheme {scheme!r} is not http or https")
@@ -150,14 +165,19 @@ def trust_root_from_pem(path: str | Path) -> IOpenSSLTrustRoot:
     The certificate authorities in a PEM file (one or several certificates),
     to verify https servers with instead of the system's.
 
-    @raise ValueError: when the file holds no certificate.
+    @raise ValueError: when the file holds no certificate, or a damaged one.
     """
     text = Path(path).read_bytes()
     end = b"-----END CERTIFICATE-----"
     blocks = [block + end for block in text.split(end) if b"-----BEGIN CERTIFICATE-----" in block]
     if not blocks:
         raise ValueError(f"{path}: no PEM certificate found")
-    certificates = [ssl.Certificate.loadPEM(block) for block in blocks]
+    try:
+        certificates = [ssl.Certificate.loadPEM(block) for block in blocks]
+    except OpenSSLCryptoError as error:
+        raise ValueError(
+            f"{path}: not a valid PEM certificate ({describe_tls_error(error)})"
+        ) from None
     trust_root: IOpenSSLTrustRoot = ssl.trustRootFromCertificates(certificates)
     return trust_root
 
