@@ -22,40 +22,16 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from twisted_net.config import ServerConfig
-from twisted_net.server.workers.supervisor import (
-    FIRST_FD,
-    ListenRequest,
-    NotShareableError,
-    SharedSockets,
-    WorkerPool,
-    WorkerSpec,
-    bind_group,
-    describe_listener,
-)
+from twisted_net.server.endpoints import ListenRequest
+from twisted_net.server.workers.pool import WorkerPool
+from twisted_net.server.workers.sockets import SharedSockets, bind_group
+from twisted_net.server.workers.spec import FIRST_FD, WorkerSpec
 from twisted_net.tap import Options
 
 LOOPBACK = "127.0.0.1"
 
 
 # Which endpoints can be shared ---------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "description, expected",
-    [
-        ("tcp:0:interface=127.0.0.1", ListenRequest(socket.SOCK_STREAM, "127.0.0.1", 0, 50)),
-        ("tcp:9999:backlog=7", ListenRequest(socket.SOCK_STREAM, "", 9999, 7)),
-        ("tcp6:0:interface=\\:\\:1", ListenRequest(socket.SOCK_STREAM, "::1", 0, 50)),
-        ("haproxy:tcp:8080", ListenRequest(socket.SOCK_STREAM, "", 8080, 50)),
-    ],
-)
-def test_describe_listener(description: str, expected: ListenRequest) -> None:
-    assert describe_listener(description) == expected
-
-
-def test_unix_endpoint_is_not_shareable(tmp_path: Any) -> None:
-    with pytest.raises(NotShareableError, match="use tcp:"):
-        describe_listener(f"unix:{tmp_path}/net.sock")
 
 
 def test_options_refuse_what_workers_cannot_share(tmp_path: Any) -> None:
