@@ -5,8 +5,9 @@ Twisted imports pyOpenSSL whenever it is installed: C{twisted.internet.tcp}
 for its C{startTLS} mixins (upstream ticket 6004), C{posixbase} for
 C{listenSSL}, C{endpoints} for C{ssl:}.  Loading it brings in
 C{cryptography}'s Rust extension, C{service_identity} and
-C{twisted.internet._sslverify}: about 13 MB of a 48 MB idle C{twist net},
-paid by every server, though only one with a TLS endpoint uses any of it.
+C{twisted.internet._sslverify}, paid by every server, though only one with a
+TLS endpoint uses any of it (the figures: docs/PERFORMANCE.md, section
+"OpenSSL-free start-up (lean)").
 
 Twisted supports running without pyOpenSSL (it is the optional C{tls}
 extra): each of those imports is guarded, and without it the TCP transport

@@ -31,6 +31,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 __all__ = [
@@ -197,8 +198,6 @@ def describe_listener(description: str) -> ListenRequest:
     @raise NotShareableError: for endpoints that do not listen on a TCP port.
     @raise ValueError: for strings that are no endpoint at all.
     """
-    from twisted.internet.protocol import Factory
-
     recorder = _ListenRecorder(description)
     endpoint = server_endpoint(recorder, description)
     failures: list[Failure] = []
