@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from support import write_tls_files
+from support import needs_ipv6, write_tls_files
 from twisted.internet.error import CannotListenError, ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.python import usage
@@ -64,6 +64,32 @@ def test_bind_group_shares_one_port(kind: int) -> None:
     finally:
         for member in group:
             member.close()
+
+
+@needs_ipv6
+@pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM])
+def test_bind_group_ipv6(kind: int) -> None:
+    """
+    An IPv6 interface is resolved numerically (C{socket.getaddrinfo}) and
+    bound as one IPv6 port.
+    """
+    group = bind_group(ListenRequest(kind, "::1", 0), 2)
+    try:
+        names = {member.getsockname()[:2] for member in group}
+        assert len(names) == 1 and next(iter(names))[0] == "::1"
+        assert all(member.family == socket.AF_INET6 for member in group)
+    finally:
+        for member in group:
+            member.close()
+
+
+def test_bind_group_refuses_an_unknown_scope() -> None:
+    """
+    An IPv6 address whose scope names no interface cannot be resolved: it
+    is refused as an address that cannot be listened on, as listenTCP does.
+    """
+    with pytest.raises(CannotListenError):
+        bind_group(ListenRequest(socket.SOCK_STREAM, "fe80::1%nonexistent0", 0), 2)
 
 
 def test_bind_group_does_not_join_another_instance() -> None:
