@@ -23,6 +23,7 @@ from twisted_net.config import ServerConfig
 
 if TYPE_CHECKING:
     from twisted_net.server.datagram import GreetingDatagramProtocol
+    from twisted_net.server.service import build_service
     from twisted_net.server.stats import Counters
     from twisted_net.server.stream import (
         GreetingFactory,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
         LineProtocol,
         SeedProtocol,
     )
-    from twisted_net.tap import Options, build_service, makeService
+    from twisted_net.tap import Options, makeService
 
 __version__ = "0.1.0"
 
@@ -42,7 +43,7 @@ _LAZY = {
     "LineProtocol": "twisted_net.server.stream",
     "SeedProtocol": "twisted_net.server.stream",
     "Options": "twisted_net.tap",
-    "build_service": "twisted_net.tap",
+    "build_service": "twisted_net.server.service",
     "makeService": "twisted_net.tap",
 }
 

@@ -21,6 +21,7 @@ import trustme
 from OpenSSL.SSL import Error as OpenSSLError
 from support import RunningServer, write_tls_files
 from twisted.application.twist._options import TwistOptions
+from twisted.python import usage
 from twisted.python.failure import Failure
 
 from twisted_net.netepoll import lean
@@ -29,54 +30,6 @@ from twisted_net.tap import Options, _under_twist
 
 CRYPTOGRAPHY_EXTENSION = "cryptography/hazmat/bindings/_rust"
 """Part of the path of the shared library pyOpenSSL loads, as /proc maps show it."""
-
-
-@pytest.mark.parametrize(
-    ("description", "kind"),
-    [
-        ("tcp:9999:interface=127.0.0.1", "tcp"),
-        (r"tcp6:9999:interface=\:\:1", "tcp6"),
-        ("unix:/run/net.sock", "unix"),
-        ("systemd:domain=INET:index=0", "systemd"),
-        ("ssl:9443:privateKey=key.pem", "ssl"),
-        ("haproxy:tcp:9999", "tcp"),
-        ("haproxy:ssl:9443:privateKey=key.pem", "ssl"),
-        ("haproxy:haproxy:tcp:1", "tcp"),
-        ("haproxy", "haproxy"),
-        (r"tcp\:x:1", r"tcp\:x"),
-        ("9999", "9999"),
-        ("le:/certs:tcp:443", "le"),
-    ],
-)
-def test_endpoint_type(description: str, kind: str) -> None:
-    """
-    The type is the text before the first unescaped colon, looked up
-    through C{haproxy:} prefixes.
-    """
-    assert lean.endpoint_type(description) == kind
-
-
-@pytest.mark.parametrize(
-    ("descriptions", "unneeded"),
-    [
-        (["tcp:0"], True),
-        (["tcp:0", r"tcp6:0:interface=\:\:1", "unix:/x", "systemd:domain=INET:index=0"], True),
-        (["haproxy:tcp:0"], True),
-        ([], True),
-        (["tcp:0", "ssl:0:privateKey=k.pem"], False),
-        (["haproxy:ssl:0:privateKey=k.pem"], False),
-        (["le:/certs:tcp:443"], False),
-        (["TCP:0"], False),
-        (["9999"], False),
-    ],
-)
-def test_tls_unneeded(descriptions: list[str], unneeded: bool) -> None:
-    """
-    Only Twisted's plain built-in endpoint types count as not needing TLS;
-    anything else (C{ssl:}, endpoint plugins, what C{serverFromString}
-    would not even parse) keeps pyOpenSSL available.
-    """
-    assert lean.tls_unneeded(descriptions) is unneeded
 
 
 def test_nothing_hidden_once_imported() -> None:
@@ -134,6 +87,74 @@ def test_hidden_twisted_imports_without_tls() -> None:
     assert result.stdout.strip() == "ok"
 
 
+@pytest.mark.parametrize(
+    "module",
+    ["twisted_net.tap", "twisted_net.server.workers.worker", "twisted.plugins.twisted_net"],
+)
+def test_entry_points_import_no_reactor(module: str) -> None:
+    """
+    The modules C{twist net} and a C{--workers} worker import before they
+    call L{lean.import_twisted} leave Twisted's TCP, endpoint and TLS modules
+    unimported, so that the call can still import them without pyOpenSSL.
+    This fails when a module imported at the top of either entry point starts
+    importing one of them.
+    """
+    result = _python(
+        f"""
+        import sys
+        import {module}
+        loaded = sorted(name for name in sys.modules if name in (
+            "twisted.internet.tcp", "twisted.internet.endpoints",
+            "twisted.internet.reactor", "OpenSSL"))
+        print(loaded)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_import_twisted_without_tls() -> None:
+    """
+    L{lean.import_twisted} installs the reactor it is given and imports the
+    endpoint parsers without pyOpenSSL when asked to; pyOpenSSL imports
+    again afterwards.
+    """
+    result = _python(
+        """
+        import sys
+        from twisted_net.netepoll import lean
+
+        def install():
+            from twisted.internet import pollreactor
+            pollreactor.install()
+
+        reactor = lean.import_twisted(True, install)
+        from twisted.internet import endpoints, tcp
+        assert type(reactor).__name__ == "PollReactor", reactor
+        assert tcp.Server.TLS is False and endpoints.TLSMemoryBIOFactory is None
+        assert "OpenSSL" not in sys.modules
+        import OpenSSL.SSL
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_import_twisted_with_tls() -> None:
+    result = _python(
+        """
+        from twisted_net.netepoll import lean
+
+        lean.import_twisted(False, lambda: None)
+        from twisted.internet import tcp
+        print(hasattr(tcp.Server, "startTLS"))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
 def test_hidden_after_twisted_tcp_is_refused() -> None:
     """
     Once C{twisted.internet.tcp} is imported (with TLS), hiding pyOpenSSL
@@ -164,6 +185,20 @@ def test_under_twist() -> None:
     twist = TwistOptions()
     twist.parseOptions(["net", "--listen", "tcp:0:interface=127.0.0.1", "--udp", "127.0.0.1:0"])
     assert _under_twist(twist.subOptions) is True
+
+
+def test_under_twist_without_twist_options() -> None:
+    """
+    A parent that is not C{twist}'s (here: one that installs no reactor)
+    does not make the options shape imports.
+    """
+
+    class Parent(usage.Options):
+        subCommands = [["net", None, Options, "net"]]  # noqa: RUF012
+
+    parent = Parent()
+    parent.parseOptions(["net", "--listen", "tcp:0", "--no-udp"])
+    assert _under_twist(parent.subOptions) is False
 
 
 def test_gate_tls_error() -> None:

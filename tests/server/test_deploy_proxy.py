@@ -16,8 +16,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, globalLogPublisher
 
 from twisted_net.config import ServerConfig
-from twisted_net.server.gate import GatedEndpoint, HandshakeGateFactory
-from twisted_net.server.proxy import ProxyHeaderFactory, server_endpoint
+from twisted_net.server.proxy import ProxyHeaderFactory
 from twisted_net.server.stream import GreetingFactory
 
 BALANCER = IPv4Address("TCP", "10.9.9.9", 40000)
@@ -223,32 +222,6 @@ def test_connection_lost_after_header_releases_session(harness: Harness) -> None
     protocol.connectionLost(None)  # type: ignore[arg-type]
     assert harness.inner.counters.connections_open == 0
     assert not harness.inner.sessions
-
-
-def test_server_endpoint_routes_haproxy_prefix() -> None:
-    """
-    C{haproxy:INNER} gives the header-first endpoint; C{ssl:} the
-    handshake-first one; other strings are Twisted's own endpoints.
-    """
-    from twisted.internet.testing import MemoryReactor
-
-    reactor = MemoryReactor()
-    proxied = server_endpoint(reactor, "haproxy:tcp:0")
-    assert isinstance(proxied, GatedEndpoint) and proxied.gate is ProxyHeaderFactory
-    assert not isinstance(server_endpoint(reactor, "tcp:0"), GatedEndpoint)
-
-
-def test_server_endpoint_gates_tls(tmp_path) -> None:
-    """
-    C{ssl:} endpoints hold the greeting protocol back until the handshake.
-    """
-    import trustme
-    from twisted.internet.testing import MemoryReactor
-
-    cert = trustme.CA().issue_cert("localhost")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "both.pem"))
-    endpoint = server_endpoint(MemoryReactor(), f"ssl:0:privateKey={tmp_path / 'both.pem'}")
-    assert isinstance(endpoint, GatedEndpoint) and endpoint.gate is HandshakeGateFactory
 
 
 def test_gate_timeout_follows_short_idle_timeout() -> None:

@@ -5,20 +5,28 @@ the graceful drain of L{NetService}, on an in-memory reactor and clock.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
 from zope.interface import implementer
 
 from twisted_net.config import ServerConfig
-from twisted_net.server.service import NetService
+from twisted_net.server.service import (
+    ExitOnListenFailure,
+    NetService,
+    ServingNetService,
+    build_service,
+    exit_with,
+)
 from twisted_net.server.stream import GreetingProtocol
-from twisted_net.tap import build_service
 
 LISTEN = "unix:/nonexistent/twisted-net-test.sock"
 
@@ -216,3 +224,74 @@ def test_connection_accepted_while_draining_is_closed(framing: str) -> None:
     service.stopService()
     _, late = connect(service, 50001)
     assert late.disconnecting
+
+
+class _Recording(Service):
+    def __init__(self, stops: list[str], name: str, error: Exception | None = None) -> None:
+        self.stops = stops
+        self.setName(name)
+        self.error = error
+
+    def startService(self) -> None:
+        if self.error is not None:
+            raise self.error
+        super().startService()
+
+    def stopService(self) -> None:
+        self.stops.append(self.name)
+        super().stopService()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CannotListenError("127.0.0.1", 1, OSError(13, "Permission denied")),
+        OSError(98, "Address already in use"),
+        ValueError("bad port"),
+        OverflowError("port must be 0-65535"),
+    ],
+)
+def test_exit_on_listen_failure(capsys: pytest.CaptureFixture[str], error: Exception) -> None:
+    """
+    A child that cannot listen ends the program with one line on stderr and
+    C{EX_UNAVAILABLE}, after the children already started are stopped
+    (last started first); the child after it never starts.
+    """
+    stops: list[str] = []
+    parent = ExitOnListenFailure()
+    for child in (
+        _Recording(stops, "first"),
+        _Recording(stops, "second"),
+        _Recording(stops, "failing", error),
+        _Recording(stops, "never"),
+    ):
+        child.setServiceParent(parent)
+    with pytest.raises(SystemExit) as exited:
+        parent.startService()
+    assert exited.value.code == os.EX_UNAVAILABLE
+    assert capsys.readouterr().err == f"twist net: error: cannot listen: {error}\n"
+    assert stops == ["second", "first"]
+    assert not parent.getServiceNamed("never").running
+
+
+def test_exit_with(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        exit_with(os.EX_SOFTWARE, "twisted-net worker: listeners and sockets differ")
+    assert exited.value.code == os.EX_SOFTWARE
+    assert capsys.readouterr() == ("", "twisted-net worker: listeners and sockets differ\n")
+
+
+def test_serving_service_is_a_net_service() -> None:
+    """
+    The service C{twist net} runs is a L{NetService} that exits on a listen
+    failure, and still built by L{build_service}.
+    """
+    service = build_service(
+        ServerConfig(),
+        "seed",
+        [],
+        [],
+        reactor=MemoryReactorClock(),
+        service_class=ServingNetService,
+    )
+    assert isinstance(service, NetService) and isinstance(service, ExitOnListenFailure)

@@ -15,47 +15,23 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from support import write_tls_files
+from support import needs_ipv6, write_tls_files
 from twisted.internet.error import CannotListenError, ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.python.failure import Failure
 
 from twisted_net.config import ServerConfig
-from twisted_net.server.workers.supervisor import (
-    FIRST_FD,
-    ListenRequest,
-    NotShareableError,
-    SharedSockets,
-    WorkerPool,
-    WorkerSpec,
-    bind_group,
-    describe_listener,
-)
+from twisted_net.server.endpoints import ListenRequest
+from twisted_net.server.workers.pool import WorkerPool
+from twisted_net.server.workers.sockets import SharedSockets, bind_group
+from twisted_net.server.workers.spec import FIRST_FD, WorkerSpec
 from twisted_net.tap import Options
 
 LOOPBACK = "127.0.0.1"
 
 
 # Which endpoints can be shared ---------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "description, expected",
-    [
-        ("tcp:0:interface=127.0.0.1", ListenRequest(socket.SOCK_STREAM, "127.0.0.1", 0, 50)),
-        ("tcp:9999:backlog=7", ListenRequest(socket.SOCK_STREAM, "", 9999, 7)),
-        ("tcp6:0:interface=\\:\\:1", ListenRequest(socket.SOCK_STREAM, "::1", 0, 50)),
-        ("haproxy:tcp:8080", ListenRequest(socket.SOCK_STREAM, "", 8080, 50)),
-    ],
-)
-def test_describe_listener(description: str, expected: ListenRequest) -> None:
-    assert describe_listener(description) == expected
-
-
-def test_unix_endpoint_is_not_shareable(tmp_path: Any) -> None:
-    with pytest.raises(NotShareableError, match="use tcp:"):
-        describe_listener(f"unix:{tmp_path}/net.sock")
 
 
 def test_options_refuse_what_workers_cannot_share(tmp_path: Any) -> None:
@@ -88,6 +64,32 @@ def test_bind_group_shares_one_port(kind: int) -> None:
     finally:
         for member in group:
             member.close()
+
+
+@needs_ipv6
+@pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM])
+def test_bind_group_ipv6(kind: int) -> None:
+    """
+    An IPv6 interface is resolved numerically (C{socket.getaddrinfo}) and
+    bound as one IPv6 port.
+    """
+    group = bind_group(ListenRequest(kind, "::1", 0), 2)
+    try:
+        names = {member.getsockname()[:2] for member in group}
+        assert len(names) == 1 and next(iter(names))[0] == "::1"
+        assert all(member.family == socket.AF_INET6 for member in group)
+    finally:
+        for member in group:
+            member.close()
+
+
+def test_bind_group_refuses_an_unknown_scope() -> None:
+    """
+    An IPv6 address whose scope names no interface cannot be resolved: it
+    is refused as an address that cannot be listened on, as listenTCP does.
+    """
+    with pytest.raises(CannotListenError):
+        bind_group(ListenRequest(socket.SOCK_STREAM, "fe80::1%nonexistent0", 0), 2)
 
 
 def test_bind_group_does_not_join_another_instance() -> None:

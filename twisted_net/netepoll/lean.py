@@ -5,71 +5,34 @@ Twisted imports pyOpenSSL whenever it is installed: C{twisted.internet.tcp}
 for its C{startTLS} mixins (upstream ticket 6004), C{posixbase} for
 C{listenSSL}, C{endpoints} for C{ssl:}.  Loading it brings in
 C{cryptography}'s Rust extension, C{service_identity} and
-C{twisted.internet._sslverify}: about 13 MB of a 48 MB idle C{twist net},
-paid by every server, though only one with a TLS endpoint uses any of it.
+C{twisted.internet._sslverify}, paid by every server, though only one with a
+TLS endpoint uses any of it (the figures: docs/PERFORMANCE.md, section
+"OpenSSL-free start-up (lean)").
 
 Twisted supports running without pyOpenSSL (it is the optional C{tls}
 extra): each of those imports is guarded, and without it the TCP transport
-simply has no C{startTLS}.  L{openssl_hidden} makes pyOpenSSL look absent
-while the reactor and the endpoint parsers are imported, and only when
-L{tls_unneeded} says no endpoint of this server can need it.  pyOpenSSL is
-importable again afterwards (Twisted's modules keep their TLS-less setup,
-which nothing in such a server asks for).
+simply has no C{startTLS}.  L{import_twisted}, called by each entry point
+(C{twisted_net.tap}'s options, a C{--workers} worker) before anything else
+imports Twisted's reactor, installs the reactor and imports Twisted's
+endpoint parsers within L{openssl_hidden}, when the caller found that no
+endpoint of this server can need TLS
+(L{twisted_net.server.endpoints.tls_unneeded}).  pyOpenSSL is importable
+again afterwards (Twisted's modules keep their TLS-less setup, which nothing
+in such a server asks for).
+
+Every module imported before that call must leave C{twisted.internet.tcp}
+unimported; C{tests/netepoll/test_lean.py} checks that the entry points do.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["PLAIN_ENDPOINT_TYPES", "endpoint_type", "openssl_hidden", "tls_unneeded"]
-
-PLAIN_ENDPOINT_TYPES = frozenset({"tcp", "tcp6", "unix", "systemd"})
-"""Twisted's built-in server endpoint types that never use TLS.  Anything
-else (C{ssl:}, an endpoint plugin such as C{le:}) may need pyOpenSSL."""
-
-_PROXY_PREFIX = "haproxy"
-
-
-def endpoint_type(description: str) -> str:
-    """
-    The type of a server endpoint string, as C{serverFromString} reads it
-    (the text before the first colon that is not escaped with a backslash),
-    looking through C{haproxy:} prefixes to the endpoint they wrap.
-    """
-    while True:
-        kind, rest = _first_field(description)
-        if kind != _PROXY_PREFIX or rest is None:
-            return kind
-        description = rest
-
-
-def _first_field(description: str) -> tuple[str, str | None]:
-    """
-    Split an endpoint string at its first unescaped colon.
-
-    @return: the text before it (backslash escapes kept, so that an escaped
-        type never matches a plain one), and the rest, or C{None} without
-        a colon.
-    """
-    escaped = False
-    for index, character in enumerate(description):
-        if escaped:
-            escaped = False
-        elif character == "\\":
-            escaped = True
-        elif character == ":":
-            return description[:index], description[index + 1 :]
-    return description, None
-
-
-def tls_unneeded(descriptions: Iterable[str]) -> bool:
-    """
-    Whether none of these server endpoint strings can need TLS: each one is
-    of a type in L{PLAIN_ENDPOINT_TYPES} (behind any C{haproxy:}).
-    """
-    return all(endpoint_type(description) in PLAIN_ENDPOINT_TYPES for description in descriptions)
+__all__ = ["import_twisted", "openssl_hidden"]
 
 
 @contextmanager
@@ -97,3 +60,18 @@ def openssl_hidden(hide: bool = True) -> Iterator[bool]:
     finally:
         if "OpenSSL" in sys.modules and sys.modules["OpenSSL"] is None:
             del sys.modules["OpenSSL"]
+
+
+def import_twisted(hide: bool, install_reactor: Callable[[], object]) -> Any:
+    """
+    Install the reactor with C{install_reactor} (which may keep one already
+    installed) and import Twisted's endpoint parsers, without pyOpenSSL if
+    C{hide} (see L{openssl_hidden}).
+
+    @return: the installed reactor.
+    """
+    with openssl_hidden(hide):
+        install_reactor()
+        importlib.import_module("twisted.internet.endpoints")
+        from twisted.internet import reactor
+    return reactor

@@ -11,64 +11,28 @@ it with the real client's address as its peer.  A connection that sends no
 valid header within the gate's deadline (L{twisted_net.server.gate}) is refused
 (counted as C{proxy-header} or C{proxy-timeout}).
 
-C{StreamListener} uses L{server_endpoint}, which routes every C{--listen}
-string that starts with C{haproxy:} here.
+L{twisted_net.server.endpoints.server_endpoint} routes every C{--listen}
+string that starts with C{haproxy:} here (L{proxy_header_endpoint}).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from twisted.internet.interfaces import IAddress, IProtocol, IStreamServerEndpoint
+from twisted.protocols.haproxy import proxyEndpoint
 
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import (
-    IAddress,
-    IProtocol,
-    IStreamServerEndpoint,
-)
-from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
-from twisted.protocols.haproxy._info import ProxyInfo
-from twisted.protocols.haproxy._v1parser import V1Parser
-from twisted.protocols.haproxy._v2parser import V2Parser
-
-from twisted_net.server.gate import GatedEndpoint, GatedFactory, GatedProtocol, HandshakeGateFactory
+from twisted_net.logs import NamedLogger
+from twisted_net.server import proxyparsers
+from twisted_net.server.gate import GatedEndpoint, GatedFactory, GatedProtocol
+from twisted_net.server.proxyparsers import HeaderParser, InvalidHeaderError, ParsedHeader
 
 __all__ = [
-    "PROXY_PREFIX",
-    "TLS_PREFIX",
     "ProxyHeaderFactory",
     "ProxyHeaderProtocol",
-    "server_endpoint",
+    "proxy_header_endpoint",
 ]
 
-PROXY_PREFIX = "haproxy:"
-"""The C{--listen} prefix that puts the PROXY protocol in front of an endpoint."""
-
-TLS_PREFIX = "ssl:"
-"""The C{--listen} prefix of TLS endpoints, held back until the handshake."""
-
-_V1_SIGNATURE = V1Parser.PROXYSTR
-_V2_SIGNATURE = V2Parser.PREFIX
-_V2_FIXED_HEADER = 16
-
-
-def _choose_parser(head: bytes) -> V1Parser | V2Parser | None:
-    """
-    Pick the parser for the first bytes of a connection.
-
-    @return: a parser, or C{None} while C{head} is too short to decide.
-    @raise InvalidProxyHeader: C{head} is not the start of a PROXY header.
-    """
-    if _V2_SIGNATURE.startswith(head[: len(_V2_SIGNATURE)]):
-        if len(head) < _V2_FIXED_HEADER:
-            return None
-        if head[12] & 0xF0 != 0x20:
-            raise InvalidProxyHeader()
-        return V2Parser()
-    if _V1_SIGNATURE.startswith(head[: len(_V1_SIGNATURE)]):
-        if len(head) < len(_V1_SIGNATURE):
-            return None
-        return V1Parser()
-    raise InvalidProxyHeader()
+_log = NamedLogger("twisted_net.proxy")
+_warned: list[bool] = []
 
 
 class ProxyHeaderProtocol(GatedProtocol):
@@ -84,14 +48,14 @@ class ProxyHeaderProtocol(GatedProtocol):
 
     def __init__(self, factory: ProxyHeaderFactory, wrappedProtocol: IProtocol) -> None:
         super().__init__(factory, wrappedProtocol)
-        self.info: ProxyInfo | None = None
+        self.info: ParsedHeader | None = None
         self._head = b""
-        self._parser: V1Parser | V2Parser | None = None
+        self._parser: HeaderParser | None = None
 
     def data_before_open(self, data: bytes) -> None:
         try:
             remaining = self._feed(data)
-        except InvalidProxyHeader:
+        except InvalidHeaderError:
             self.refuse("proxy-header")
             return
         if self.info is None:
@@ -119,19 +83,19 @@ class ProxyHeaderProtocol(GatedProtocol):
         parser = self._parser
         if parser is None:
             head = self._head + data
-            parser = _choose_parser(head)
+            parser = proxyparsers.choose_parser(head)
             if parser is None:
                 self._head = head
                 return b""
             self._parser = parser
             self._head = b""
             data = head
-        info, remaining = parser.feed(data)
+        info, remaining = proxyparsers.feed(parser, data)
         if info is None:
             return b""
         self.info = info
         self._parser = None
-        return remaining or b""
+        return remaining
 
     def getPeer(self) -> IAddress:
         if self.info is not None and self.info.source is not None:
@@ -164,17 +128,29 @@ class ProxyHeaderFactory(GatedFactory):
         return f"{super().logPrefix()} (PROXY)"
 
 
-def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
+def proxy_header_endpoint(inner: IStreamServerEndpoint, description: str) -> IStreamServerEndpoint:
     """
-    Parse a C{--listen} string like Twisted's C{serverFromString}, except
-    that the greeting protocol is held back until the connection is open:
-    C{haproxy:INNER} waits for the PROXY header (L{ProxyHeaderFactory}),
-    C{ssl:...} for the TLS handshake (L{HandshakeGateFactory}).
+    The endpoint of C{haproxy:INNER}: C{inner} behind L{ProxyHeaderFactory}.
+
+    Where Twisted's private PROXY header parsers have changed
+    (L{twisted_net.server.proxyparsers.PROBLEM}), Twisted's public
+    C{proxyEndpoint} serves instead, with one warning: clients still get
+    their real addresses, but the greeting is no longer held back until the
+    header has arrived, and bad headers are not counted as refusals.
+
+    @param description: the inner endpoint string, for the warning.
     """
-    if description.startswith(PROXY_PREFIX):
-        inner = serverFromString(reactor, description[len(PROXY_PREFIX) :])
+    problem = proxyparsers.PROBLEM
+    if problem is None:
         return GatedEndpoint(inner, ProxyHeaderFactory)
-    endpoint = serverFromString(reactor, description)
-    if description.startswith(TLS_PREFIX):
-        return GatedEndpoint(endpoint, HandshakeGateFactory)
-    return endpoint  # type: ignore[no-any-return]
+    if not _warned:
+        _warned.append(True)
+        _log.warn(
+            "Twisted's PROXY header parsers have changed ({problem}); haproxy:{endpoint} "
+            "uses Twisted's own PROXY wrapper instead",
+            event="proxy_parsers_missing",
+            problem=problem,
+            endpoint=description,
+        )
+    endpoint: IStreamServerEndpoint = proxyEndpoint(inner)
+    return endpoint

@@ -1,12 +1,17 @@
 """
 Services that listen: one per TCP endpoint, one per UDP address, and the
-L{NetService} that owns them and stops them gracefully.
+L{NetService} that owns them and stops them gracefully; L{build_service}
+wires them, and L{ExitOnListenFailure} turns a port that cannot be bound
+into one line on stderr and an exit status, for C{twist net} and its
+C{--workers} supervisor.
 """
 
 from __future__ import annotations
 
+import os
 import socket
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -23,13 +28,17 @@ from twisted_net.config import ServerConfig
 from twisted_net.hello import error_line
 from twisted_net.logs import NamedLogger
 from twisted_net.server.datagram import GreetingDatagramProtocol, receive_buffer_size
+from twisted_net.server.endpoints import server_endpoint
 from twisted_net.server.stream import GreetingFactory
 
 __all__ = [
     "DatagramListener",
+    "ExitOnListenFailure",
     "ListeningService",
     "NetService",
     "StreamListener",
+    "build_service",
+    "exit_with",
     "listen_at_once",
     "stop_listening",
 ]
@@ -106,11 +115,10 @@ class StreamListener(ListeningService):
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
-        # Imported here, not at the top: they import twisted.internet.tcp and
-        # endpoints, which twisted_net.tap must be able to import first
-        # without pyOpenSSL (twisted_net.netepoll.lean).
+        # Imported when listening, not at the top: it imports
+        # twisted.internet.tcp, which the entry points import first
+        # (twisted_net.netepoll.lean.import_twisted).
         from twisted_net.server.accepting import GuardedListeningReactor
-        from twisted_net.server.proxy import server_endpoint
 
         reactor = GuardedListeningReactor(
             self.reactor,
@@ -234,3 +242,74 @@ class NetService(MultiService):
         result: Deferred[None] = Deferred()
         stopped.addCallback(drain).addCallback(report).chainDeferred(result)
         return result
+
+
+def exit_with(status: int, message: str) -> NoReturn:
+    """
+    End the program with C{status} (one of C{os.EX_*}), after writing
+    C{message} as one line on stderr, as C{twist} reports its own errors.
+    """
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+    raise SystemExit(status)
+
+
+class ExitOnListenFailure(MultiService):
+    """
+    A service whose start ends the program with one clear line and
+    C{os.EX_UNAVAILABLE} when a port cannot be bound, instead of a
+    traceback: children already started are stopped first.  Mixed into the
+    service C{twist net} runs, alone or as the C{--workers} supervisor.
+    """
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except (CannotListenError, OSError, ValueError, OverflowError) as error:
+            for child in reversed(list(self)):
+                if child.running:
+                    child.stopService()
+            exit_with(os.EX_UNAVAILABLE, f"twist net: error: cannot listen: {error}")
+
+
+class ServingNetService(ExitOnListenFailure, NetService):
+    """
+    The L{NetService} of C{twist net}: exits clearly when it cannot listen.
+    """
+
+
+def build_service(
+    config: ServerConfig,
+    framing: str,
+    listen: list[str],
+    udp: list[tuple[str, int]],
+    reactor: Any = None,
+    service_class: type[NetService] = NetService,
+    metrics: str | None = None,
+) -> NetService:
+    """
+    Wire one factory and one datagram protocol to every listener.
+
+    @param listen: TCP server endpoint strings.
+    @param udp: C{(host, port)} pairs to listen on for UDP.
+    @param metrics: server endpoint string for the Prometheus page, or C{None}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    factory = GreetingFactory(framing, config, clock=reactor)
+    datagrams = GreetingDatagramProtocol(config, counters=factory.counters, clock=reactor)
+    service = service_class(factory, datagrams)
+    for description in listen:
+        StreamListener(description, factory, reactor).setServiceParent(service)
+    for index, (host, port) in enumerate(udp):
+        protocol = datagrams if index == 0 else datagrams.for_another_port()
+        DatagramListener(host, port, protocol, reactor).setServiceParent(service)
+    if metrics is not None:
+        # Only when asked for: it loads twisted.web and prometheus_client,
+        # and imports this module.
+        from twisted_net.server.metrics import MetricsService
+
+        MetricsService(metrics, factory.counters, reactor).setServiceParent(service)
+    return service

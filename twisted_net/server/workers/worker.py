@@ -3,7 +3,7 @@ One worker of C{twist net --workers N}, started by L{twisted_net.server.workers.
 
 It installs the supervisor's reactor, sends its log events to the
 supervisor as JSON lines on descriptor 3, builds the ordinary service with
-L{twisted_net.tap.build_service}, serves the sockets it inherited instead of
+L{twisted_net.server.service.build_service}, serves the sockets it inherited instead of
 binding its own, and stops gracefully on SIGTERM (SIGINT is the
 supervisor's to handle).  If the supervisor dies, the kernel sends the
 worker SIGTERM (Linux).
@@ -20,14 +20,19 @@ import sys
 from collections.abc import Iterable
 from typing import Any, cast
 
-from twisted.application.runner._exit import ExitStatus, exit
 from twisted.logger import ILogObserver, globalLogBeginner, jsonFileLogObserver
 
 from twisted_net.config import ServerConfig
 from twisted_net.logs import NamedLogger
-from twisted_net.netepoll.lean import openssl_hidden, tls_unneeded
-from twisted_net.server.service import DatagramListener, StreamListener
-from twisted_net.server.workers.supervisor import LOG_FD, WorkerSpec
+from twisted_net.netepoll.lean import import_twisted
+from twisted_net.server.endpoints import tls_unneeded
+from twisted_net.server.service import (
+    DatagramListener,
+    StreamListener,
+    build_service,
+    exit_with,
+)
+from twisted_net.server.workers.spec import LOG_FD, WorkerSpec
 
 __all__ = ["main"]
 
@@ -44,30 +49,28 @@ def main(argv: list[str] | None = None) -> None:
     spec = WorkerSpec.from_json(args[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _stop_with_supervisor(spec.supervisor_pid)
-    with openssl_hidden(tls_unneeded(spec.listen)):
-        # Twisted's TCP and endpoint modules are imported here first: without
-        # pyOpenSSL when no endpoint needs TLS (twisted_net.netepoll.lean).
-        problem = _install_reactor(spec.reactor)
-        importlib.import_module("twisted.internet.endpoints")
-        from twisted.internet import reactor as installed
+    problems: list[str] = []
 
-    reactor: Any = installed
+    def install() -> None:
+        problem = _install_reactor(spec.reactor)
+        if problem:
+            problems.append(problem)
+
+    reactor: Any = import_twisted(tls_unneeded(spec.listen), install)
     _log_to_supervisor(spec.index)
-    if problem:
+    for problem in problems:
         log.warn(
             "Worker {index} runs {reactor}: {problem}",
             index=spec.index,
             reactor=type(reactor).__module__,
             problem=problem,
         )
-    from twisted_net.tap import build_service
-
     service = build_service(
         ServerConfig(**spec.config), spec.framing, spec.listen, spec.udp, reactor
     )
     listeners = _listeners(service)
     if len(listeners) != len(spec.fds):
-        exit(ExitStatus.EX_SOFTWARE, "twisted-net worker: listeners and sockets differ")
+        exit_with(os.EX_SOFTWARE, "twisted-net worker: listeners and sockets differ")
     for listener, fd in zip(listeners, spec.fds, strict=True):
         inherited = socket.socket(fileno=fd)
         inherited.set_inheritable(False)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         service.startService()
     except Exception:
         log.failure("Worker {index} cannot serve its sockets", index=spec.index)
-        exit(ExitStatus.EX_UNAVAILABLE, "twisted-net worker: cannot serve")
+        exit_with(os.EX_UNAVAILABLE, "twisted-net worker: cannot serve")
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.callWhenRunning(_stop_once_on_sigterm, reactor)
     log.info(
@@ -148,7 +151,7 @@ def _stop_with_supervisor(supervisor_pid: int) -> None:
         except (OSError, AttributeError):
             pass
     if supervisor_pid and os.getppid() != supervisor_pid:
-        sys.exit(ExitStatus.EX_UNAVAILABLE)
+        sys.exit(os.EX_UNAVAILABLE)
 
 
 def _stop_once_on_sigterm(reactor: Any) -> None:
