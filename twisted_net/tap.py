@@ -19,10 +19,11 @@ from twisted.logger import LogLevel
 from twisted.python import usage
 
 from twisted_net.config import ServerConfig
+from twisted_net.hello import FRAMING_NAMES
 from twisted_net.netepoll.lean import openssl_hidden, tls_unneeded
 from twisted_net.server.datagram import GreetingDatagramProtocol
+from twisted_net.server.factory import GreetingFactory
 from twisted_net.server.service import DatagramListener, NetService, StreamListener
-from twisted_net.server.stream import FRAMINGS, GreetingFactory
 from twisted_net.udpaddress import parse_udp_address
 
 __all__ = ["DEFAULT_LISTEN", "DEFAULT_UDP", "Options", "makeService"]
@@ -56,8 +57,8 @@ def _number(
 
 
 def _framing(text: str) -> str:
-    if text not in FRAMINGS:
-        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, not {text!r}")
+    if text not in FRAMING_NAMES:
+        raise ValueError(f"framing must be one of {', '.join(FRAMING_NAMES)}, not {text!r}")
     return text
 
 
@@ -209,7 +210,7 @@ class Options(usage.Options):
         ],
     ]
 
-    compData = usage.Completions(optActions={"framing": usage.CompleteList(list(FRAMINGS))})
+    compData = usage.Completions(optActions={"framing": usage.CompleteList(list(FRAMING_NAMES))})
 
     def __init__(self) -> None:
         super().__init__()

@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from twisted_net.config import ServerConfig
 from twisted_net.server.service import NetService
-from twisted_net.server.stream import GreetingProtocol
+from twisted_net.server.session import GreetingProtocol
 from twisted_net.tap import build_service
 
 LISTEN = "unix:/nonexistent/twisted-net-test.sock"

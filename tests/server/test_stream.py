@@ -17,7 +17,9 @@ from twisted.logger import capturedLogs
 
 from twisted_net.config import ServerConfig
 from twisted_net.hello import reply, split_seed_read
-from twisted_net.server.stream import GreetingFactory, GreetingProtocol, LineProtocol, SeedProtocol
+from twisted_net.server.factory import GreetingFactory
+from twisted_net.server.framing import LineProtocol, SeedProtocol
+from twisted_net.server.session import GreetingProtocol
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 TOO_LONG = b"error: message longer than 5 bytes\r\n"

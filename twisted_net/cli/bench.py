@@ -37,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from twisted_net.hello import FRAMING_NAMES
+
 __all__ = [
     "SCENARIOS",
     "Histogram",
@@ -567,7 +569,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--message", default="bench", help="the name sent (default: bench)")
     parser.add_argument(
         "--framing",
-        choices=("seed", "line"),
+        choices=FRAMING_NAMES,
         default="seed",
         help="the server's TCP framing (default: seed)",
     )

@@ -48,7 +48,7 @@ from twisted_net.client.tcp import (
     greet,
     greet_udp,
 )
-from twisted_net.hello import split_line_ending
+from twisted_net.hello import FRAMING_NAMES, split_line_ending
 from twisted_net.udpaddress import parse_udp_address
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     tcp.add_argument(
         "--framing",
-        choices=("seed", "line"),
+        choices=FRAMING_NAMES,
         default="seed",
         help="the server's framing: seed (the tutorial's, one message at a time) or "
         "line (CRLF lines, pipelined); default: seed",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import connectProtocol
@@ -49,8 +49,10 @@ from twisted_net.client.udp import UDPGreetingClient, greet_udp
 from twisted_net.hello import (
     ERROR_PREFIX,
     EXIT,
+    FRAMING_CHOICES,
     GREETING,
     LINE_END,
+    Framing,
     is_error,
     is_exit,
     reply,
@@ -80,9 +82,6 @@ __all__ = [
     "greet_udp",
     "show_bytes",
 ]
-
-Framing = Literal["seed", "line"]
-"""The name of a TCP framing, as on the command line."""
 
 
 def _check_no_exit(message: bytes) -> None:
@@ -451,7 +450,7 @@ def client_protocol(
     @raise ValueError: for an unknown framing.
     """
     if framing not in FRAMINGS:
-        raise ValueError(f"unknown framing {framing!r}: choose seed or line")
+        raise ValueError(f"unknown framing {framing!r}: choose {FRAMING_CHOICES}")
     return FRAMINGS[framing](clock, timeout, on_message)
 
 

@@ -31,6 +31,7 @@ from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._v2parser import V2Parser
 
 from twisted_net.server.gate import GatedEndpoint, GatedFactory, GatedProtocol, HandshakeGateFactory
+from twisted_net.server.refusals import PROXY_HEADER, PROXY_TIMEOUT
 
 __all__ = [
     "PROXY_PREFIX",
@@ -79,7 +80,7 @@ class ProxyHeaderProtocol(GatedProtocol):
     or C{UNKNOWN} header, as health checks send).
     """
 
-    timeout_reason = "proxy-timeout"
+    timeout_reason = PROXY_TIMEOUT
     factory: ProxyHeaderFactory
 
     def __init__(self, factory: ProxyHeaderFactory, wrappedProtocol: IProtocol) -> None:
@@ -92,7 +93,7 @@ class ProxyHeaderProtocol(GatedProtocol):
         try:
             remaining = self._feed(data)
         except InvalidProxyHeader:
-            self.refuse("proxy-header")
+            self.refuse(PROXY_HEADER)
             return
         if self.info is None:
             return
