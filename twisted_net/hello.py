@@ -63,9 +63,8 @@ LINE_END: Final = b"\r\n"
 
 LINE_FEED: Final = 0x0A
 """The byte C{\\n}, as an integer: C{LINE_FEED in data} looks for it with one
-C{memchr}, while C{b"\\n" in data} first tries its operand as an integer and
-builds (then discards) a C{TypeError}, about nine times slower in CPython:
-it matters on the per-message path."""
+C{memchr}, while C{b"\\n" in data} first builds and discards a C{TypeError}
+(see docs/PERFORMANCE.md, section "The protocols")."""
 
 CARRIAGE_RETURN: Final = 0x0D
 """The byte C{\\r}, as an integer (see L{LINE_FEED})."""
