@@ -4,12 +4,19 @@ Tests for L{twisted_net.hello}: the protocol as pure functions over bytes.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from twisted_net.hello import (
+    FRAMING_CHOICES,
+    FRAMING_NAMES,
+    FRAMINGS_DESCRIBED,
     GREETING,
+    LOOP_FIRST_BYTES,
+    Framing,
     error_line,
     is_error,
     is_exit,
@@ -155,3 +162,25 @@ def test_error_line() -> None:
     assert line == b"error: message longer than 5 bytes\r\n"
     assert is_error(line)
     assert not is_error(b"Hello, error: x!")
+
+
+def test_the_framing_names_are_one_list() -> None:
+    """
+    The framing names come from the C{Framing} type; each is described, and
+    the error choices name them all.
+    """
+    assert get_args(Framing) == FRAMING_NAMES == ("seed", "line")
+    assert tuple(FRAMINGS_DESCRIBED) == FRAMING_NAMES
+    assert all(FRAMINGS_DESCRIBED.values())
+    assert FRAMING_CHOICES == "seed or line"
+
+
+@given(st.binary(max_size=30))
+def test_loop_first_bytes_cover_every_reply_and_error(datagram: bytes) -> None:
+    """
+    A datagram that does not start with one of L{LOOP_FIRST_BYTES} is
+    neither a reply nor an error (the UDP shortcut relies on it).
+    """
+    if not datagram or datagram[0] not in LOOP_FIRST_BYTES:
+        assert not is_reply(datagram) and not is_error(datagram)
+    assert is_reply(reply(datagram)) and reply(datagram)[0] in LOOP_FIRST_BYTES

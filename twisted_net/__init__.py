@@ -22,26 +22,23 @@ from typing import TYPE_CHECKING, Any
 from twisted_net.config import ServerConfig
 
 if TYPE_CHECKING:
+    from twisted_net.server.counters import Counters
     from twisted_net.server.datagram import GreetingDatagramProtocol
+    from twisted_net.server.factory import GreetingFactory
+    from twisted_net.server.framing import LineProtocol, SeedProtocol
     from twisted_net.server.service import build_service
-    from twisted_net.server.stats import Counters
-    from twisted_net.server.stream import (
-        GreetingFactory,
-        GreetingProtocol,
-        LineProtocol,
-        SeedProtocol,
-    )
+    from twisted_net.server.session import GreetingProtocol
     from twisted_net.tap import Options, makeService
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Counters": "twisted_net.server.stats",
+    "Counters": "twisted_net.server.counters",
     "GreetingDatagramProtocol": "twisted_net.server.datagram",
-    "GreetingFactory": "twisted_net.server.stream",
-    "GreetingProtocol": "twisted_net.server.stream",
-    "LineProtocol": "twisted_net.server.stream",
-    "SeedProtocol": "twisted_net.server.stream",
+    "GreetingFactory": "twisted_net.server.factory",
+    "GreetingProtocol": "twisted_net.server.session",
+    "LineProtocol": "twisted_net.server.framing",
+    "SeedProtocol": "twisted_net.server.framing",
     "Options": "twisted_net.tap",
     "build_service": "twisted_net.server.service",
     "makeService": "twisted_net.tap",

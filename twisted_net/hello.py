@@ -11,18 +11,23 @@ echoed back inside the reply untouched (invalid UTF-8 and NUL included).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 __all__ = [
     "CARRIAGE_RETURN",
     "EXIT",
+    "FRAMINGS_DESCRIBED",
+    "FRAMING_CHOICES",
+    "FRAMING_NAMES",
     "GREETING",
     "LINE_END",
     "LINE_FEED",
+    "LOOP_FIRST_BYTES",
     "REPLY_OVERHEAD",
     "REPLY_PREFIX",
     "REPLY_SUFFIX",
     "REPLY_TEMPLATE",
+    "Framing",
     "error_line",
     "is_error",
     "is_exit",
@@ -31,6 +36,21 @@ __all__ = [
     "split_line_ending",
     "split_seed_read",
 ]
+
+Framing = Literal["seed", "line"]
+"""The name of a TCP framing, as on the command line: the one list of them."""
+
+FRAMING_NAMES: Final[tuple[Framing, ...]] = get_args(Framing)
+"""Every framing's name, in the order the help texts list them."""
+
+FRAMING_CHOICES: Final = " or ".join(FRAMING_NAMES)
+"""The names as a user reads them in an error (C{seed or line})."""
+
+FRAMINGS_DESCRIBED: Final[dict[Framing, str]] = {
+    "seed": "the tutorial's, byte for byte: each read is a message",
+    "line": "CRLF lines, buffered until complete, for programs that pipeline",
+}
+"""What each framing means, in a few words for help texts."""
 
 GREETING: Final = b"Welcome!"
 """What the tutorial's server sends first, with no line ending."""
@@ -43,9 +63,8 @@ LINE_END: Final = b"\r\n"
 
 LINE_FEED: Final = 0x0A
 """The byte C{\\n}, as an integer: C{LINE_FEED in data} looks for it with one
-C{memchr}, while C{b"\\n" in data} first tries its operand as an integer and
-builds (then discards) a C{TypeError}, about nine times slower in CPython:
-it matters on the per-message path."""
+C{memchr}, while C{b"\\n" in data} first builds and discards a C{TypeError}
+(see docs/PERFORMANCE.md, section "The protocols")."""
 
 CARRIAGE_RETURN: Final = 0x0D
 """The byte C{\\r}, as an integer (see L{LINE_FEED})."""
@@ -58,6 +77,11 @@ than two concatenations."""
 REPLY_OVERHEAD: Final = len(REPLY_PREFIX) + len(REPLY_SUFFIX)
 """How many bytes longer a reply is than its message."""
 ERROR_PREFIX: Final = b"error: "
+
+LOOP_FIRST_BYTES: Final = frozenset({REPLY_PREFIX[0], ERROR_PREFIX[0]})
+"""The first bytes of every datagram L{is_reply} or L{is_error} is true
+for: a datagram starting with any other byte is neither, told with one
+test."""
 
 
 def reply(message: bytes) -> bytes:

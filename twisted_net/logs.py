@@ -5,7 +5,7 @@ Twisted's C{Logger}, used as a class attribute, renames itself after the
 class it is read from (C{twisted_net.server.service.ServingNetService}...), which
 would make the C{log_namespace} of this project's events depend on private
 class names.  L{NamedLogger} keeps the namespace it is given (one per module,
-C{twisted_net.server.stream} and so on) and still records the instance as the
+C{twisted_net.stream} and so on) and still records the instance as the
 event's source, so operators can filter on a stable name.
 """
 

@@ -19,10 +19,10 @@ from twisted.python import usage
 
 from twisted_net import netepoll
 from twisted_net.config import MAX_DELAY, command_line_options, config_from_options, number
+from twisted_net.hello import FRAMING_NAMES
 from twisted_net.netepoll.lean import import_twisted
 from twisted_net.server.endpoints import describe_listener, endpoint_error, tls_unneeded
 from twisted_net.server.service import ServingNetService, build_service
-from twisted_net.server.stream import FRAMINGS
 from twisted_net.server.workers.supervisor import build_supervisor
 from twisted_net.udpaddress import parse_udp_address
 
@@ -33,8 +33,8 @@ DEFAULT_UDP = "127.0.0.1:9999"
 
 
 def _framing(text: str) -> str:
-    if text not in FRAMINGS:
-        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, not {text!r}")
+    if text not in FRAMING_NAMES:
+        raise ValueError(f"framing must be one of {', '.join(FRAMING_NAMES)}, not {text!r}")
     return text
 
 
@@ -122,7 +122,7 @@ class Options(usage.Options):
         ],
     ]
 
-    compData = usage.Completions(optActions={"framing": usage.CompleteList(list(FRAMINGS))})
+    compData = usage.Completions(optActions={"framing": usage.CompleteList(list(FRAMING_NAMES))})
 
     def __init__(self) -> None:
         super().__init__()

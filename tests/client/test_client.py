@@ -35,7 +35,7 @@ from twisted_net.client.tcp import (
     greet_udp,
 )
 from twisted_net.config import ServerConfig
-from twisted_net.server.stream import GreetingFactory
+from twisted_net.server.factory import GreetingFactory
 
 NAMES = [b"Michael", b"Tracy", b"Sarah"]
 SEED_REPLIES = [b"Welcome!", b"Hello, Michael!", b"Hello, Tracy!", b"Hello, Sarah!"]

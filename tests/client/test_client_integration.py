@@ -27,7 +27,7 @@ from twisted_net.client.tcp import (
 )
 from twisted_net.config import ServerConfig
 from twisted_net.server.datagram import GreetingDatagramProtocol
-from twisted_net.server.stream import GreetingFactory
+from twisted_net.server.factory import GreetingFactory
 
 TIMEOUT = 5.0
 NAMES = [b"Michael", b"Tracy", b"Sarah"]

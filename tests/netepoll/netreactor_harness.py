@@ -24,7 +24,7 @@ from twisted.internet import reactor, stdio  # noqa: E402
 from twisted.protocols.basic import LineReceiver  # noqa: E402
 
 from twisted_net.config import ServerConfig  # noqa: E402
-from twisted_net.server.stream import GreetingFactory  # noqa: E402
+from twisted_net.server.factory import GreetingFactory  # noqa: E402
 
 
 def resident_kb() -> int:

@@ -3,7 +3,7 @@ The connection set-up and tear-down paths of L{twisted_net.netepoll.reactor}, on
 real L{NetReactor} (created, not installed: the test process runs
 pytest-twisted's reactor) driven one C{doPoll} at a time over loopback
 sockets, and the accept path's shortcuts in L{twisted_net.server.accepting} and
-L{twisted_net.server.stream}.
+L{twisted_net.server.session}.
 
 Several of these lean on Twisted's private epoll bookkeeping
 (C{_poller}, C{_reads}, C{_writes}, C{_selectables}); the first test
@@ -28,8 +28,9 @@ from twisted_net.address import format_address
 from twisted_net.config import ServerConfig
 from twisted_net.netepoll.reactor import NetReactor, WriteThroughServer
 from twisted_net.server.accepting import GuardedPort
-from twisted_net.server.stats import Counters, RefusalLog
-from twisted_net.server.stream import GreetingFactory
+from twisted_net.server.counters import Counters
+from twisted_net.server.factory import GreetingFactory
+from twisted_net.server.refusals import RefusalLog
 
 LOOPBACK = "127.0.0.1"
 
@@ -495,7 +496,7 @@ def test_greeting_the_kernel_does_not_take_is_written(sock: Any, queued: bytes) 
     """
     reactor = FlushListReactor()
     transport = WriteThroughServer(sock, Recorder(), (LOOPBACK, 1), None, 1, cast(Any, reactor))
-    transport.send_first(b"Welcome!")
+    transport.write(b"Welcome!")
     assert b"".join(transport._tempDataBuffer) == queued
     assert reactor.flush_list == [transport]
 

@@ -36,7 +36,8 @@ from twisted_net.hello import split_seed_read
 from twisted_net.netepoll.fastpaths import LeanDatagramPort, accepter
 from twisted_net.netepoll.reactor import WriteThroughServer
 from twisted_net.server.datagram import GreetingDatagramProtocol
-from twisted_net.server.stream import GreetingFactory, SeedProtocol
+from twisted_net.server.factory import GreetingFactory
+from twisted_net.server.framing import SeedProtocol
 from twisted_net.tap import Options
 
 LOOPBACK = "127.0.0.1"
@@ -182,7 +183,7 @@ def test_transport_state_is_twisteds_own() -> None:
         assert name not in vars(twisteds)
         assert getattr(ours, name) == getattr(twisteds, name), name
     assert ours.descriptor == ours.socket.fileno()
-    own = made | copied | {"descriptor", "_flush_queued", "_plain"}
+    own = made | copied | {"descriptor", "_flush_queued", "_plain", "_nothing_written"}
     assert set(vars(ours)) - own == set(vars(twisteds)) - {"logstr", "repstr"}
     ours.connectionLost(Failure(twisted_main.CONNECTION_DONE))
     assert ours.logPrefix() == f"Recorder,7,{LOOPBACK}"
@@ -549,7 +550,7 @@ def test_one_message_shortcut_answers_as_the_general_path(
             fast.dataReceived(data)
             if not general._closing:
                 general.factory.counters.bytes_in += len(data)
-                general._answer_each(split_seed_read(data))
+                general.messagesReceived(split_seed_read(data))
     assert fast_transport.value() == general_transport.value()
     assert fast_transport.disconnecting == general_transport.disconnecting
     assert fast.factory.counters.snapshot() == general.factory.counters.snapshot()

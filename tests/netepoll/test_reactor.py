@@ -142,6 +142,7 @@ def make_transport(room: int = 1 << 30) -> tuple[WriteThroughServer, FakeSocket,
         reactor,  # type: ignore[arg-type]
     )
     reactor.sockets[transport.descriptor] = sock
+    transport._nothing_written = False  # later writes: the first is test_transport_boundary's
     return transport, sock, reactor
 
 

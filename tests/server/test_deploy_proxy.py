@@ -16,8 +16,8 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogEvent, globalLogPublisher
 
 from twisted_net.config import ServerConfig
+from twisted_net.server.factory import GreetingFactory
 from twisted_net.server.proxy import ProxyHeaderFactory
-from twisted_net.server.stream import GreetingFactory
 
 BALANCER = IPv4Address("TCP", "10.9.9.9", 40000)
 SERVER = IPv4Address("TCP", "127.0.0.1", 9999)

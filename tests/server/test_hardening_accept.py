@@ -20,8 +20,9 @@ from twisted.internet import reactor, threads
 from twisted.internet.task import deferLater
 
 from twisted_net.server.accepting import GuardedListeningReactor
-from twisted_net.server.stats import Counters, RefusalLog
-from twisted_net.server.stream import GreetingFactory
+from twisted_net.server.counters import Counters
+from twisted_net.server.factory import GreetingFactory
+from twisted_net.server.refusals import RefusalLog
 
 BUSY = b"error: server busy\r\n"
 

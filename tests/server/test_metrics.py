@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from twisted_net.server.counters import LATENCY_BOUNDS, Counters
 from twisted_net.server.metrics import KNOWN_REFUSALS, metrics_registry
-from twisted_net.server.stats import LATENCY_BOUNDS, Counters
 from twisted_net.tap import Options
 
 LOOPBACK = "127.0.0.1"

@@ -26,7 +26,7 @@ from twisted_net.server.service import (
     build_service,
     exit_with,
 )
-from twisted_net.server.stream import GreetingProtocol
+from twisted_net.server.session import GreetingProtocol
 
 LISTEN = "unix:/nonexistent/twisted-net-test.sock"
 

@@ -192,8 +192,8 @@ def test_handshake_gate_in_memory() -> None:
     from twisted.python.failure import Failure
 
     from twisted_net.config import ServerConfig
+    from twisted_net.server.factory import GreetingFactory
     from twisted_net.server.gate import HandshakeGateFactory
-    from twisted_net.server.stream import GreetingFactory
 
     clock = Clock()
     inner = GreetingFactory("line", ServerConfig(idle_timeout=3), clock=clock)

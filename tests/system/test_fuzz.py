@@ -24,7 +24,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from twisted_net.config import ServerConfig
-from twisted_net.server.stream import GreetingFactory
+from twisted_net.server.factory import GreetingFactory
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 LIMIT = 8

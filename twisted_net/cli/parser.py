@@ -8,6 +8,8 @@ import argparse
 import os
 from collections.abc import Sequence
 
+from twisted_net.hello import FRAMING_NAMES
+
 __all__ = [
     "DEFAULT_NAMES",
     "DEFAULT_TCP",
@@ -111,7 +113,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     tcp.add_argument(
         "--framing",
-        choices=("seed", "line"),
+        choices=FRAMING_NAMES,
         default="seed",
         help="the server's framing: seed (the tutorial's, one message at a time) or "
         "line (CRLF lines, pipelined); default: seed",

@@ -5,8 +5,6 @@ pipelined CRLF lines), and L{FRAMINGS}, their registry by command-line name.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from twisted.internet.interfaces import IReactorTime
 
 from twisted_net.client.conversation import GreetingClientProtocol
@@ -14,17 +12,16 @@ from twisted_net.client.errors import MessageCallback
 from twisted_net.hello import (
     ERROR_PREFIX,
     EXIT,
+    FRAMING_CHOICES,
     GREETING,
     LINE_END,
+    Framing,
     reply,
     split_line_ending,
     split_seed_read,
 )
 
 __all__ = ["FRAMINGS", "Framing", "LineClientProtocol", "SeedClientProtocol", "client_protocol"]
-
-Framing = Literal["seed", "line"]
-"""The name of a TCP framing, as on the command line."""
 
 
 class SeedClientProtocol(GreetingClientProtocol):
@@ -169,5 +166,5 @@ def client_protocol(
     @raise ValueError: for an unknown framing.
     """
     if framing not in FRAMINGS:
-        raise ValueError(f"unknown framing {framing!r}: choose seed or line")
+        raise ValueError(f"unknown framing {framing!r}: choose {FRAMING_CHOICES}")
     return FRAMINGS[framing](clock, timeout, on_message)

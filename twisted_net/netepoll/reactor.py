@@ -174,6 +174,7 @@ class WriteThroughServer(tcp.Server):
         self._writeDisconnected = False
         self._flush_queued = False
         self._plain = True
+        self._nothing_written = True
         if isinstance(reactor, NetReactor):
             # addReader for a socket epoll has never seen: one epoll_ctl.
             fd = self.descriptor
@@ -239,6 +240,13 @@ class WriteThroughServer(tcp.Server):
         Queue C{data} to be sent by the reactor at the end of this iteration
         (see the class docstring); what this fast path does not cover takes
         Twisted's own C{write}.
+
+        A connection's first bytes (a greeting) are sent at once when
+        nothing is queued: with nothing written before there is nothing to
+        keep together, and this saves the flush-list round (three calls a
+        connection).  What the kernel does not take at once, or a failing
+        C{send}, is queued as any write; the end-of-iteration flush meets
+        the error again and reports it as Twisted would.
         """
         if type(data) is not bytes or not self._plain or self.dataBuffer:
             # TLS, a closing, aborted or lost connection, or not bytes; or
@@ -248,6 +256,16 @@ class WriteThroughServer(tcp.Server):
             return
         if not data:
             return
+        if self._nothing_written:
+            self._nothing_written = False
+            if not self._tempDataLen:
+                try:
+                    sent = self.socket.send(data)
+                except OSError:
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = data[sent:]
         self._tempDataBuffer.append(data)
         self._tempDataLen += len(data)
         if self._tempDataLen > self.bufferSize:
@@ -255,6 +273,17 @@ class WriteThroughServer(tcp.Server):
         if not self._flush_queued:
             self._flush_queued = True
             self.reactor._unflushed.append(self)  # type: ignore[attr-defined]
+
+    def getPeer(self) -> Any:
+        """
+        The peer's address, as Twisted's C{getPeer} makes it, but made once
+        when first asked for and then kept (Twisted builds a new address
+        object for every call).
+        """
+        address = self.__dict__.get("_peer_address")
+        if address is None:
+            address = self.__dict__["_peer_address"] = super().getPeer()
+        return address
 
     # What ends the plain state (see _plain in the class docstring).  Each
     # of these is how Twisted sets one of TLS, _aborting, disconnecting,
@@ -300,26 +329,6 @@ class WriteThroughServer(tcp.Server):
         if not self._flush_queued:
             self._flush_queued = True
             self.reactor.flush_at_end_of_iteration(self)  # type: ignore[attr-defined]
-
-    def send_first(self, data: bytes) -> None:
-        """
-        Send the first bytes of a connection (a greeting) at once instead of
-        at the end of the iteration: with nothing written before there is
-        nothing to keep together, and this saves the flush-list round
-        (three calls a connection).  Anything but the plain case, and what
-        the kernel does not take at once, goes through L{write}; so does a
-        failing C{send}, whose error the end-of-iteration flush meets again
-        and reports as Twisted would.
-        """
-        if type(data) is not bytes or not self._plain or self._tempDataLen or self.dataBuffer:
-            self.write(data)
-            return
-        try:
-            sent = self.socket.send(data)
-        except OSError:
-            sent = 0
-        if sent < len(data):
-            self.write(data[sent:])
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """

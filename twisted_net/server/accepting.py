@@ -30,7 +30,7 @@ from twisted.internet.protocol import Factory
 from twisted_net.address import format_host_port
 from twisted_net.logs import NamedLogger
 from twisted_net.netepoll.fastpaths import accepter
-from twisted_net.server.stats import RefusalLog
+from twisted_net.server.refusals import ACCEPT_EMFILE, ACCEPT_ENOMEM, ACCEPT_ERROR, RefusalLog
 
 __all__ = ["ACCEPT_BACKOFF", "GuardedListeningReactor", "GuardedPort"]
 
@@ -131,11 +131,11 @@ class GuardedPort(tcp.Port):
                 if error.errno in _TRY_NEXT:
                     continue
                 if error.errno in _OUT_OF_DESCRIPTORS:
-                    self._refuse_waiting("accept-emfile")
+                    self._refuse_waiting(ACCEPT_EMFILE)
                 elif error.errno in _OUT_OF_MEMORY:
-                    self._refuse_waiting("accept-enomem")
+                    self._refuse_waiting(ACCEPT_ENOMEM)
                 else:
-                    self.refusals.refuse("accept-error", "unknown")
+                    self.refusals.refuse(ACCEPT_ERROR, "unknown")
                     self._back_off()
                 return
             accepted += 1

@@ -12,9 +12,8 @@ refused, never truncated.
 from __future__ import annotations
 
 import copy
-import errno
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from twisted.internet.interfaces import IReactorTime
@@ -23,10 +22,9 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted_net.address import format_host_port
 from twisted_net.config import ServerConfig
 from twisted_net.hello import (
-    ERROR_PREFIX,
     LINE_FEED,
+    LOOP_FIRST_BYTES,
     REPLY_OVERHEAD,
-    REPLY_PREFIX,
     REPLY_TEMPLATE,
     error_line,
     is_error,
@@ -35,7 +33,16 @@ from twisted_net.hello import (
     split_line_ending,
 )
 from twisted_net.logs import NamedLogger
-from twisted_net.server.stats import Counters, RefusalLog
+from twisted_net.server.counters import Counters
+from twisted_net.server.refusals import (
+    MAX_MESSAGE,
+    UDP_LOOP,
+    UDP_RATE,
+    UDP_SOURCE_ADDRESS,
+    UDP_SOURCE_PORT,
+    RefusalLog,
+    udp_send_refusal,
+)
 
 __all__ = [
     "CLASSIC_UDP_PORTS",
@@ -50,9 +57,6 @@ CLASSIC_UDP_PORTS: Final = frozenset(
 """Source ports never answered: services that echo or amplify (and port 0)."""
 
 _LINE_ENDING_ROOM: Final = 2
-
-_LOOP_FIRST_BYTES: Final = frozenset({REPLY_PREFIX[0], ERROR_PREFIX[0]})
-"""The first bytes of every datagram L{is_reply} or L{is_error} refuses."""
 
 
 def receive_buffer_size(config: ServerConfig) -> int:
@@ -185,7 +189,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
         of forged sources cannot grow them without bound.
         """
         if port in CLASSIC_UDP_PORTS:
-            return "udp-source-port"
+            return UDP_SOURCE_PORT
         verdicts = self._host_verdicts
         unanswerable = verdicts.get(host)
         if unanswerable is None:
@@ -193,7 +197,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
                 verdicts.clear()
             unanswerable = verdicts[host] = _is_unanswerable_host(host)
         if unanswerable:
-            return "udp-source-address"
+            return UDP_SOURCE_ADDRESS
         answerable, source = self._answerable_sources, (host, port)
         if source not in answerable:
             if len(answerable) >= self.max_sources:
@@ -206,76 +210,50 @@ class GreetingDatagramProtocol(DatagramProtocol):
         if refusal is not None:
             return refusal
         if is_reply(data) or is_error(data):
-            return "udp-loop"
+            return UDP_LOOP
         if self.buckets is not None and not self.buckets.allow(host):
-            return "udp-rate"
+            return UDP_RATE
         return None
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         """
         Answer, refuse and count one datagram (from Twisted's own
-        C{udp.Port}; L{LeanDatagramPort} calls L{datagramsReceived}).
+        C{udp.Port}): a batch of one for L{datagramsReceived}.
         """
-        config = self.config
-        if (
-            addr in self._answerable_sources
-            and datagram
-            and datagram[0] not in _LOOP_FIRST_BYTES
-            and LINE_FEED not in datagram
-            and len(datagram) <= config.max_message
-            and not config.log_messages
-        ):
-            # The common datagram: the same tests as in datagramsReceived.
-            counters = self.counters
-            counters.bytes_in += len(datagram)
-            if self.buckets is not None and not self.buckets.allow(addr[0]):
-                self.refusals.refuse("udp-rate", format_host_port(addr[0], addr[1]))
-            elif self._send(REPLY_TEMPLATE % datagram, addr):
-                counters.datagrams_answered += 1
-            return
-        self._answer(datagram, addr)
+        self.datagramsReceived(((datagram, addr),))
 
     def datagramsReceived(self, datagrams: Iterable[tuple[bytes, Any]]) -> None:
         """
-        Answer, refuse and count a batch of datagrams, in order, each as
-        L{datagramReceived} would.  L{LeanDatagramPort} hands over what it
-        reads in batches, so that what this protocol looks up and counts is
-        done once per batch instead of once per datagram.
+        Answer, refuse and count datagrams, in order: the one place that
+        checks them.  C{LeanDatagramPort} of C{twisted_net.netepoll} hands
+        over what it reads in batches, so that what this protocol looks up
+        and counts is done once per batch instead of once per datagram.
 
-        A datagram whose handling raises is logged and does not stop the
-        batch.
+        The common datagram is told apart with cheap tests only, and only
+        its rate is left to check: it comes from a source found answerable
+        before (host and port, by L{_source_refusal}); its first byte is not
+        one L{is_reply} or L{is_error} could refuse (L{LOOP_FIRST_BYTES});
+        it holds no line feed (one message without a line ending, so the
+        answer is its reply itself); it is within C{max_message}, and
+        messages are not logged.  Everything else takes the general path,
+        L{_answer}, with every guard in turn.  A datagram whose handling
+        raises is logged and does not stop the batch.
 
         @param datagrams: C{(datagram, (host, port))} pairs.
         """
         config = self.config
-        if config.log_messages:
-            # Every message is logged: the general path for all.
-            for datagram, addr in datagrams:
-                self._answer_safely(datagram, addr)
-            return
+        # -1: no datagram is common when every message is to be logged.
+        limit = -1 if config.log_messages else config.max_message
         answerable = self._answerable_sources
-        loop_first = _LOOP_FIRST_BYTES
+        loop_first = LOOP_FIRST_BYTES
         line_feed = LINE_FEED
         reply_format = REPLY_TEMPLATE
-        limit = config.max_message
         buckets = self.buckets
-        transport = self.transport
-        assert transport is not None
-        sock = getattr(transport, "socket", None)
-        send = transport.write if sock is None else sock.sendto
+        send = self._sender()
         counters = self.counters
         answered = answered_bytes = 0
         try:
             for datagram, addr in datagrams:
-                # The common datagram, told apart with cheap tests only:
-                # from a source found answerable before (host and port);
-                # not empty, and its first byte is neither that of
-                # REPLY_PREFIX nor of ERROR_PREFIX (so no loop: is_reply and
-                # is_error refuse only datagrams beginning with those); no
-                # line feed (so one message without a line ending, and the
-                # answer is reply(datagram) itself); short enough.  Only the
-                # rate is left to check, as in _refusal.  Everything else
-                # takes the general path.
                 if (
                     addr in answerable
                     and datagram
@@ -285,7 +263,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
                 ):
                     if buckets is not None and not buckets.allow(addr[0]):
                         counters.bytes_in += size
-                        self.refusals.refuse("udp-rate", format_host_port(addr[0], addr[1]))
+                        self.refusals.refuse(UDP_RATE, format_host_port(addr[0], addr[1]))
                         continue
                     try:
                         send(reply_format % datagram, addr)
@@ -326,7 +304,7 @@ class GreetingDatagramProtocol(DatagramProtocol):
         message, ending = split_line_ending(datagram)
         limit = self.config.max_message
         if len(message) > limit:
-            self.refusals.refuse("max-message", format_host_port(host, port))
+            self.refusals.refuse(MAX_MESSAGE, format_host_port(host, port))
             self._send(error_line(f"message longer than {limit} bytes"), addr)
             return
         if self.config.log_messages:
@@ -339,21 +317,24 @@ class GreetingDatagramProtocol(DatagramProtocol):
         if self._send(reply(message) + ending, addr):
             self.counters.datagrams_answered += 1
 
-    def _send(self, payload: bytes, addr: Any) -> bool:
+    def _sender(self) -> Callable[[bytes, Any], object]:
         """
-        Send straight through the port's socket: the address came from
-        C{recvfrom}, so the per-datagram address parsing of
-        C{udp.Port.write} is not needed.  Send errors are counted; they
-        never stop the port.
+        How to send one datagram: straight through the port's socket, when
+        it has one, because the address came from C{recvfrom} and the
+        per-datagram address checks of C{udp.Port.write} are not needed.
         """
         transport = self.transport
         assert transport is not None
         sock = getattr(transport, "socket", None)
+        return transport.write if sock is None else sock.sendto
+
+    def _send(self, payload: bytes, addr: Any) -> bool:
+        """
+        Send one datagram (see L{_sender}).  Send errors are counted; they
+        never stop the port.
+        """
         try:
-            if sock is not None:
-                sock.sendto(payload, addr)
-            else:
-                transport.write(payload, addr)
+            self._sender()(payload, addr)
         except OSError as error:
             self._send_failed(error, addr)
             return False
@@ -362,7 +343,4 @@ class GreetingDatagramProtocol(DatagramProtocol):
 
     def _send_failed(self, error: OSError, addr: Any) -> None:
         self.counters.udp_send_errors += 1
-        self.refusals.refuse(
-            "udp-send-" + errno.errorcode.get(error.errno or 0, "error").lower(),
-            format_host_port(addr[0], addr[1]),
-        )
+        self.refusals.refuse(udp_send_refusal(error), format_host_port(addr[0], addr[1]))

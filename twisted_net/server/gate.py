@@ -39,6 +39,7 @@ from zope.interface import directlyProvides, implementer, providedBy
 
 from twisted_net.address import format_address
 from twisted_net.logs import NamedLogger
+from twisted_net.server.refusals import TLS_HANDSHAKE, TLS_TIMEOUT
 
 __all__ = [
     "DEFAULT_GATE_TIMEOUT",
@@ -157,7 +158,7 @@ class GatedFactory(WrappingFactory[GatedProtocol]):
     Wrap a server factory so that its protocols are held back by a gate.
 
     Refusals go to the wrapped factory's C{refusals} (a
-    L{twisted_net.server.stats.RefusalLog}) when it has one, so they are counted
+    L{twisted_net.server.refusals.RefusalLog}) when it has one, so they are counted
     and exported with the server's own.
 
     @ivar timeout: seconds a connection has to get through the gate.
@@ -227,7 +228,7 @@ class HandshakeGate(GatedProtocol):
     as C{tls-handshake}; one that does not finish in time as C{tls-timeout}.
     """
 
-    timeout_reason = "tls-timeout"
+    timeout_reason = TLS_TIMEOUT
 
     def handshakeCompleted(self) -> None:
         self.open_gate()
@@ -235,7 +236,7 @@ class HandshakeGate(GatedProtocol):
     def lost_before_open(self, reason: Failure) -> None:
         if reason is not None and _is_tls_error(reason):
             self.factory.refuse(
-                "tls-handshake",
+                TLS_HANDSHAKE,
                 format_address(self.transport.getPeer()),  # type: ignore[union-attr]
             )
 

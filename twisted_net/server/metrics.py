@@ -29,8 +29,9 @@ from twisted.web.server import Request, Site
 
 from twisted_net.address import format_address
 from twisted_net.logs import NamedLogger
+from twisted_net.server.counters import LATENCY_BOUNDS, Counters
+from twisted_net.server.refusals import REFUSALS
 from twisted_net.server.service import ListeningService, listen_at_once
-from twisted_net.server.stats import LATENCY_BOUNDS, Counters
 
 __all__ = [
     "KNOWN_REFUSALS",
@@ -44,28 +45,11 @@ __all__ = [
 PREFIX = "twisted_net"
 """The prefix of every metric name."""
 
-KNOWN_REFUSALS = (
-    "max-connections",
-    "max-per-peer",
-    "max-message",
-    "idle-timeout",
-    "message-timeout",
-    "write-timeout",
-    "shutdown-timeout",
-    "udp-source-port",
-    "udp-source-address",
-    "udp-loop",
-    "udp-rate",
-    "proxy-header",
-    "proxy-timeout",
-    "tls-handshake",
-    "tls-timeout",
-    "accept-emfile",
-    "accept-enomem",
-    "accept-error",
-)
+KNOWN_REFUSALS = tuple(REFUSALS)
 """Refusal reasons exported from the start (at 0), so that rates and alerts
-work before the first refusal; any other reason appears when it occurs."""
+work before the first refusal: every reason of the registry
+(L{twisted_net.server.refusals.REFUSALS}); any other reason (a UDP send
+error) appears when it occurs."""
 
 _COUNTERS = {
     "connections_total": "TCP connections admitted since start.",

@@ -24,6 +24,7 @@ from twisted_net.logs import NamedLogger
 from twisted_net.server import proxyparsers
 from twisted_net.server.gate import GatedEndpoint, GatedFactory, GatedProtocol
 from twisted_net.server.proxyparsers import HeaderParser, InvalidHeaderError, ParsedHeader
+from twisted_net.server.refusals import PROXY_HEADER, PROXY_TIMEOUT
 
 __all__ = [
     "ProxyHeaderFactory",
@@ -43,7 +44,7 @@ class ProxyHeaderProtocol(GatedProtocol):
     or C{UNKNOWN} header, as health checks send).
     """
 
-    timeout_reason = "proxy-timeout"
+    timeout_reason = PROXY_TIMEOUT
     factory: ProxyHeaderFactory
 
     def __init__(self, factory: ProxyHeaderFactory, wrappedProtocol: IProtocol) -> None:
@@ -56,7 +57,7 @@ class ProxyHeaderProtocol(GatedProtocol):
         try:
             remaining = self._feed(data)
         except InvalidHeaderError:
-            self.refuse("proxy-header")
+            self.refuse(PROXY_HEADER)
             return
         if self.info is None:
             return

@@ -29,7 +29,7 @@ from twisted_net.hello import error_line
 from twisted_net.logs import NamedLogger
 from twisted_net.server.datagram import GreetingDatagramProtocol, receive_buffer_size
 from twisted_net.server.endpoints import server_endpoint
-from twisted_net.server.stream import GreetingFactory
+from twisted_net.server.factory import GreetingFactory
 
 __all__ = [
     "DatagramListener",

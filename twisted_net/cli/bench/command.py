@@ -24,6 +24,7 @@ from twisted_net.cli.bench.report import (
     limit_hints,
     progress_printer,
 )
+from twisted_net.hello import FRAMING_NAMES
 
 __all__ = ["EXIT_INTERRUPTED", "configure_parser", "main", "run"]
 
@@ -124,7 +125,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--message", default="bench", help="the name sent (default: bench)")
     parser.add_argument(
         "--framing",
-        choices=("seed", "line"),
+        choices=FRAMING_NAMES,
         default="seed",
         help="the server's TCP framing (default: seed)",
     )

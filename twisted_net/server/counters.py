@@ -1,5 +1,5 @@
 """
-Counters that watch the flow from the side, and rate-limited refusal logs.
+Counters that watch the flow from the side.
 
 The protocols only ever add to plain integer attributes here, so counting
 costs next to nothing on the per-message path; exporters (such as
@@ -12,11 +12,7 @@ from bisect import bisect_left
 from collections import Counter
 from typing import Any, Final
 
-from twisted.internet.interfaces import IReactorTime
-
-from twisted_net.logs import NamedLogger
-
-__all__ = ["LATENCY_BOUNDS", "Counters", "RefusalLog"]
+__all__ = ["LATENCY_BOUNDS", "Counters"]
 
 LATENCY_BOUNDS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of the reply latency histogram's buckets."""
@@ -61,44 +57,3 @@ class Counters:
         }
         values["refusals"] = dict(self.refusals)
         return values
-
-
-class RefusalLog:
-    """
-    Count every refusal, but log each reason at most once per C{interval}.
-
-    A flood of bad datagrams must not turn into a flood of log lines: the
-    first refusal of a reason is logged at once, later ones are summed up in
-    the next line for that reason (C{suppressed} field).
-    """
-
-    log = NamedLogger("twisted_net.stats")
-
-    def __init__(self, counters: Counters, clock: IReactorTime, interval: float = 10.0) -> None:
-        self.counters = counters
-        self.clock = clock
-        self.interval = interval
-        self._next_log: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
-
-    def refuse(self, reason: str, peer: str) -> None:
-        """
-        Count one refusal and log it unless this reason was logged recently.
-
-        @param reason: short stable name of the rule that refused.
-        @param peer: printable address of the peer refused.
-        """
-        self.counters.refusals[reason] += 1
-        now = self.clock.seconds()
-        if now < self._next_log.get(reason, float("-inf")):
-            self._suppressed[reason] += 1
-            return
-        self._next_log[reason] = now + self.interval
-        suppressed = self._suppressed.pop(reason, 0)
-        self.log.warn(
-            "Refused {peer}: {reason} ({suppressed} more refused since last report)",
-            event="refused",
-            peer=peer,
-            reason=reason,
-            suppressed=suppressed,
-        )

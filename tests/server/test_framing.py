@@ -1,98 +1,24 @@
 """
-Tests for L{twisted_net.server.stream}: both TCP framings on an in-memory
+Tests for L{twisted_net.server.framing}: both TCP framings on an in-memory
 transport, with a L{Clock} as the factory's clock.
 """
 
 from __future__ import annotations
 
-from itertools import combinations, pairwise
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet.address import IPv4Address, IPv6Address
+from sessions import TOO_LONG, Session, splits
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 
 from twisted_net.config import ServerConfig
-from twisted_net.hello import reply, split_seed_read
-from twisted_net.server.stream import GreetingFactory, GreetingProtocol, LineProtocol, SeedProtocol
-
-PEER = IPv4Address("TCP", "127.0.0.1", 40000)
-TOO_LONG = b"error: message longer than 5 bytes\r\n"
-
-
-class Session:
-    """
-    One connection of a L{GreetingFactory} on a L{StringTransport}; the
-    greeting is taken off the transport and kept in C{greeting}.
-    """
-
-    def __init__(
-        self,
-        framing: str,
-        config: ServerConfig | None = None,
-        *,
-        factory: GreetingFactory | None = None,
-        clock: Clock | None = None,
-        peer: IPv4Address | IPv6Address = PEER,
-    ) -> None:
-        self.clock: Clock = clock or Clock()
-        self.factory: GreetingFactory = factory or GreetingFactory(
-            framing, config, clock=self.clock
-        )
-        protocol = self.factory.buildProtocol(peer)
-        assert isinstance(protocol, GreetingProtocol)
-        self.protocol: GreetingProtocol = protocol
-        self.transport: StringTransport = StringTransport(peerAddress=peer)
-        self.protocol.makeConnection(self.transport)
-        self.greeting: bytes = self.take()
-
-    def take(self) -> bytes:
-        """
-        What the server wrote since the last call.
-        """
-        written: bytes = self.transport.value()
-        self.transport.clear()
-        return written
-
-    def send(self, data: bytes) -> bytes:
-        """
-        Deliver one read; return what the server wrote at once.
-        """
-        self.protocol.dataReceived(data)
-        return self.take()
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.transport.disconnecting)
-
-
-def splits(data: bytes, parts: int) -> list[list[bytes]]:
-    """
-    Every way to cut C{data} into C{parts} non-empty reads (TCP never
-    delivers an empty read).
-    """
-    found = []
-    for cuts in combinations(range(1, len(data)), parts - 1):
-        bounds = [0, *cuts, len(data)]
-        found.append([data[start:end] for start, end in pairwise(bounds)])
-    return found
-
+from twisted_net.hello import FRAMING_NAMES, reply, split_seed_read
+from twisted_net.server.factory import GreetingFactory
+from twisted_net.server.framing import FRAMINGS, SeedProtocol
+from twisted_net.server.session import GreetingProtocol
 
 # Greeting and protocol classes -----------------------------------------------
-
-
-def test_factory_builds_the_framing_asked_for() -> None:
-    """
-    C{seed} builds L{SeedProtocol}, C{line} L{LineProtocol}; anything else
-    is refused.
-    """
-    assert isinstance(Session("seed").protocol, SeedProtocol)
-    assert isinstance(Session("line").protocol, LineProtocol)
-    with pytest.raises(ValueError, match="unknown framing"):
-        GreetingFactory("lines", clock=Clock())
 
 
 def test_greetings() -> None:
@@ -348,187 +274,109 @@ def test_line_long_line_in_pieces_is_refused() -> None:
     assert session.closed
 
 
-# delay -----------------------------------------------------------------------
+# The registry ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("framing", ["seed", "line"])
-def test_delay_uses_the_clock(framing: str) -> None:
+def test_every_framing_name_has_its_protocol() -> None:
     """
-    With a delay, the reply leaves exactly C{delay} seconds after its
-    message, without blocking anything.
+    The server has a protocol for each framing name of the registry in
+    L{twisted_net.hello}, and no other.
     """
-    session = Session(framing, ServerConfig(delay=1.0))
-    assert session.send(b"Michael\n") == b""
-    session.clock.advance(0.75)
-    assert session.take() == b""
-    session.clock.advance(0.25)
-    assert session.take().startswith(b"Hello, Michael!")
+    assert tuple(FRAMINGS) == FRAMING_NAMES
+    for name, protocol in FRAMINGS.items():
+        assert isinstance(Session(name).protocol, protocol)
 
 
-def test_delay_keeps_order_on_one_connection() -> None:
-    """
-    Replies on one connection leave in message order, each C{delay} after
-    its own message.
-    """
-    session = Session("line", ServerConfig(delay=1.0))
-    session.send(b"a\n")
-    session.clock.advance(0.5)
-    session.send(b"b\nc\n")
-    session.clock.advance(0.5)
-    assert session.take() == b"Hello, a!\r\n"
-    session.clock.advance(0.25)
-    assert session.take() == b""
-    session.clock.advance(0.25)
-    assert session.take() == b"Hello, b!\r\nHello, c!\r\n"
-    assert session.clock.getDelayedCalls() == []
+# The seed framing's fast path ----------------------------------------------------
 
 
-def test_delay_connections_are_independent() -> None:
+class GeneralSeed(SeedProtocol):
     """
-    A connection with many delayed replies owed does not hold up another
-    connection's reply.
+    The seed framing without its fast path: every read takes the session's
+    general C{dataReceived}, then C{cut}, then C{messagesReceived}.
     """
-    clock = Clock()
-    factory = GreetingFactory("line", ServerConfig(delay=1.0), clock=clock)
-    busy = Session("line", factory=factory, clock=clock)
-    other = Session(
-        "line", factory=factory, clock=clock, peer=IPv4Address("TCP", "127.0.0.2", 40001)
+
+    dataReceived = GreetingProtocol.dataReceived
+
+
+def test_the_general_seed_has_no_fast_path() -> None:
+    """
+    The reference of the comparison below really takes the general path
+    (otherwise it would compare the fast path with itself).
+    """
+    session = Session("seed")
+    session.factory.protocol = GeneralSeed  # type: ignore[assignment]
+    general = Session("seed", factory=session.factory)
+    assert type(general.protocol) is GeneralSeed
+    cut: list[bytes] = []
+    general.protocol.cut = cut.append  # type: ignore[method-assign]
+    general.send(b"Michael")
+    assert cut == [b"Michael"]
+
+
+_SEED_READS = st.one_of(
+    st.binary(max_size=12),
+    st.lists(
+        st.sampled_from([b"a", b"Mi", b"exit", b"\r", b"\n", b"\n", b"Sarah", b"Michael Jordan"])
+    ).map(b"".join),
+    st.sampled_from(
+        [b"exit", b"exit\n", b"Mi\nexit", b"Mi\r\nJo", b"Mi\nJo\n", b"a\n\nb\n", b"\n", b"Mi\r\n"]
+    ),
+)
+
+
+@given(
+    reads=st.lists(_SEED_READS.filter(bool), min_size=1, max_size=5),
+    max_message=st.sampled_from([3, 6, 64]),
+    delay=st.sampled_from([0.0, 0.5]),
+    log_messages=st.booleans(),
+    half_close=st.booleans(),
+)
+def test_seed_fast_path_answers_as_the_general_path(
+    reads: list[bytes], max_message: int, delay: float, log_messages: bool, half_close: bool
+) -> None:
+    """
+    Whatever the reads and the config, the seed framing with its fast path
+    writes the same bytes, logs the same messages, counts the same and
+    closes when the general path does.
+    """
+    config = ServerConfig(
+        max_message=max_message, delay=delay, log_messages=log_messages, max_per_peer=0
     )
-    for _ in range(4):
-        busy.send(b"x\n" * 100)
-        clock.advance(0.25)
-    other.send(b"quick\n")
-    clock.advance(1.0)
-    assert other.take() == b"Hello, quick!\r\n"
-    assert busy.take() == b"Hello, x!\r\n" * 400
-
-
-def test_delay_exit_closes_after_owed_replies() -> None:
-    """
-    With a delay, C{exit} closes only after every earlier reply is sent.
-    """
-    session = Session("line", ServerConfig(delay=1.0))
-    assert session.send(b"a\nexit\nb\n") == b""
-    assert not session.closed
-    session.clock.advance(1.0)
-    assert session.take() == b"Hello, a!\r\n"
-    assert session.closed
-
-
-def test_delay_error_after_owed_replies() -> None:
-    """
-    With a delay, the max-message error is sent after earlier replies.
-    """
-    session = Session("seed", ServerConfig(delay=1.0, max_message=5))
-    session.send(b"ok")
-    session.send(b"123456")
-    session.clock.advance(1.0)
-    assert session.take() == b"Hello, ok!" + TOO_LONG
-    assert session.closed
-
-
-def test_connection_lost_cancels_owed_replies() -> None:
-    """
-    When the peer goes away, owed replies are dropped, no timer is left
-    behind, and the connection is released.
-    """
-    session = Session("line", ServerConfig(delay=1.0))
-    session.send(b"a\n")
-    assert session.clock.getDelayedCalls() != []
-    session.protocol.connectionLost()
-    assert session.clock.getDelayedCalls() == []
-    assert session.factory.sessions == set()
-    assert session.factory.counters.connections_open == 0
-
-
-# half-close --------------------------------------------------------------------
+    results = []
+    for protocol in (SeedProtocol, GeneralSeed):
+        factory = GreetingFactory("seed", config, clock=Clock())
+        factory.protocol = protocol  # type: ignore[assignment]
+        with capturedLogs() as events:
+            session = Session("seed", factory=factory, clock=factory.clock)  # type: ignore[arg-type]
+            assert type(session.protocol) is protocol
+            for data in reads:
+                session.protocol.dataReceived(data)
+            if half_close:
+                session.protocol.readConnectionLost()  # type: ignore[attr-defined]
+            session.clock.advance(10.0)
+        messages = [event["message"] for event in events if event.get("event") == "message"]
+        results.append(
+            (session.transport.value(), session.closed, factory.counters.snapshot(), messages)
+        )
+    assert results[0] == results[1]
 
 
 @pytest.mark.parametrize(
-    ("framing", "data", "expected"),
+    ("read", "written", "closed"),
     [
-        ("seed", b"Michael", b"Hello, Michael!"),
-        ("line", b"a\nb", b"Hello, a!\r\nHello, b!\r\n"),
-        ("line", b"a\r\nb\r", b"Hello, a!\r\nHello, b!\r\n"),
+        (b"Michael", b"Hello, Michael!", False),
+        (b"Mi\nJo\n", b"Hello, Mi!\nHello, Jo!\n", False),
+        (b"exit", b"", True),
     ],
 )
-def test_half_close_answers_everything_then_closes(
-    framing: str, data: bytes, expected: bytes
-) -> None:
+def test_seed_common_reads_skip_the_general_path(read: bytes, written: bytes, closed: bool) -> None:
     """
-    When the peer shuts down its sending side, everything it sent is
-    answered (a last unterminated line too), then the connection closes.
+    One message, whole lines ending in bare line feeds, and C{exit} are
+    answered by the fast path alone, without cutting the read into a list of
+    messages for the general policy.
     """
-    session = Session(framing)
-    written = session.send(data)
-    assert not session.closed
-    session.protocol.readConnectionLost()
-    assert written + session.take() == expected
-    assert session.closed
-
-
-@pytest.mark.parametrize("framing", ["seed", "line"])
-def test_half_close_waits_for_delayed_replies(framing: str) -> None:
-    """
-    A half-close with delayed replies owed closes only after they are sent.
-    """
-    session = Session(framing, ServerConfig(delay=1.0))
-    session.send(b"a\n")
-    session.protocol.readConnectionLost()
-    assert not session.closed
-    session.clock.advance(1.0)
-    assert session.take() == (b"Hello, a!\n" if framing == "seed" else b"Hello, a!\r\n")
-    assert session.closed
-
-
-# bookkeeping and logs ----------------------------------------------------------
-
-
-def test_connection_opened_and_closed_are_logged() -> None:
-    """
-    Opening and closing a connection log the tutorial's lines with the
-    peer's C{HOST:PORT}.
-    """
-    with capturedLogs() as events:
-        session = Session("seed")
-        session.protocol.connectionLost()
-    opened = [e for e in events if e.get("event") == "connection_opened"]
-    closed = [e for e in events if e.get("event") == "connection_closed"]
-    assert [e["peer"] for e in opened] == ["127.0.0.1:40000"]
-    assert [e["peer"] for e in closed] == ["127.0.0.1:40000"]
-    assert opened[0]["log_format"] == "Accept new connection from {peer}..."
-    assert closed[0]["log_format"] == "Connection from {peer} closed."
-
-
-def test_ipv6_peer_is_logged_in_brackets() -> None:
-    """
-    An IPv6 peer is logged as C{[HOST]:PORT}.
-    """
-    with capturedLogs() as events:
-        Session("line", peer=IPv6Address("TCP", "::1", 40000))
-    assert [e["peer"] for e in events if e.get("event") == "connection_opened"] == ["[::1]:40000"]
-
-
-@pytest.mark.parametrize("log_messages", [False, True])
-def test_messages_logged_only_when_asked(log_messages: bool) -> None:
-    """
-    Per-message log events appear only with C{log_messages}.
-    """
-    with capturedLogs() as events:
-        Session("line", ServerConfig(log_messages=log_messages)).send(b"a\nb\n")
-    messages = [e["message"] for e in events if e.get("event") == "message"]
-    assert messages == ([b"a", b"b"] if log_messages else [])
-
-
-def test_counters() -> None:
-    """
-    The factory counts connections, answered messages and bytes.
-    """
-    session = Session("line")
-    session.send(b"a\nb\n")
-    counters = session.factory.counters
-    assert counters.connections_open == 1
-    assert counters.connections_total == 1
-    assert counters.messages_answered == 2
-    assert counters.bytes_in == 4
-    assert counters.bytes_out == len(b"Welcome!\r\nHello, a!\r\nHello, b!\r\n")
+    session = Session("seed")
+    session.protocol.messagesReceived = None  # type: ignore[assignment, method-assign]
+    assert session.send(read) == written
+    assert session.closed is closed
