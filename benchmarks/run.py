@@ -212,7 +212,9 @@ class Server:
         self.command = shlex.split(template.format(**fields))
         self.host = host
         self.port = port
-        self._log = (build_dir / "logs" / f"{name}.log").open("ab")
+        logs = build_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)  # instructions.py starts servers without main()
+        self._log = (logs / f"{name}.log").open("ab")
         self.process = subprocess.Popen(
             pinned(cpu, self.command),
             stdin=subprocess.DEVNULL,
@@ -693,7 +695,6 @@ def main(argv: list[str] | None = None) -> int:
             options.server_names.remove("uvloop")
     raise_nofile()
     binaries = build(options.build)
-    (options.build / "logs").mkdir(exist_ok=True)
     runs: list[dict[str, Any]] = []
     servers = options.server_names
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
