@@ -475,10 +475,12 @@ def format_table(
     servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
     for key, title in (("ratio", "messages/s"), ("cpu_ratio", "messages per server CPU-second")):
         lines.append(f"{title} relative to {baseline} (median of rounds):")
-        lines.append(f"{'':<15}" + "".join(f"{s:>10}" for s in servers))
+        widths = {s: max(10, len(s) + 1) for s in servers}
+        lines.append(f"{'':<15}" + "".join(f"{s:>{widths[s]}}" for s in servers))
         for scenario, rows in summary.items():
             cells = "".join(
-                f"{rows[s][key]:>10.2f}" if s in rows else f"{'-':>10}" for s in servers
+                f"{rows[s][key]:>{widths[s]}.2f}" if s in rows else f"{'-':>{widths[s]}}"
+                for s in servers
             )
             lines.append(f"{scenario:<15}{cells}")
         lines.append("")
