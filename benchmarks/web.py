@@ -9,7 +9,8 @@ a small file from a temporary directory on 127.0.0.1 and a free port,
 pinned to one CPU like C{run.py}'s servers; C{wrk} (Debian package C{wrk}),
 pinned to the other CPU, loads it with 50 keep-alive connections for a
 fixed number of seconds.  Prints the median requests/s and latency per
-reactor, and its ratio to the stock one.
+reactor, and its ratio to the stock one; and requests per second of server
+CPU time, which holds when other programs share the CPUs (as in C{run.py}).
 
     python benchmarks/web.py                     # 3 rounds of 5 s, netepoll and epoll
     python benchmarks/web.py --rounds 5 --duration 10 --connections 100
@@ -41,6 +42,7 @@ BODY = b"Hello from twist web.\n" * 46  # about 1 KB
 """The static file served."""
 
 REQUESTS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+TOTAL = re.compile(r"^\s+(\d+) requests in ", re.MULTILINE)
 PERCENTILE = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\b", re.MULTILINE)
 SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
@@ -57,7 +59,13 @@ def parse_wrk(text: str) -> dict[str, float]:
     found = REQUESTS.search(text)
     if found is None:
         raise ValueError(f"no Requests/sec in wrk output: {text[-300:]!r}")
-    result = {"requests_per_s": float(found.group(1)), "p50_ms": 0.0, "p99_ms": 0.0}
+    total = TOTAL.search(text)
+    result = {
+        "requests_per_s": float(found.group(1)),
+        "requests": float(total.group(1)) if total else 0.0,
+        "p50_ms": 0.0,
+        "p99_ms": 0.0,
+    }
     for percent, value, unit in PERCENTILE.findall(text):
         result[f"p{percent}_ms"] = float(value) * UNIT[unit]
     sockets = SOCKET_ERRORS.search(text)
@@ -116,7 +124,9 @@ def one_run(reactor: str, root: Path, options: argparse.Namespace) -> dict[str, 
             command, capture_output=True, text=True, timeout=options.duration + 60, check=True
         )
         result = parse_wrk(done.stdout)
-        result["server_cpu"] = (server.cpu_seconds() - began) / options.duration
+        cpu = server.cpu_seconds() - began
+        result["server_cpu"] = cpu / options.duration
+        result["requests_per_cpu_s"] = result["requests"] / cpu if cpu > 0 else 0.0
         if server.process.poll() is not None:
             result["errors"] += 1
         return result
@@ -166,18 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         f"-d{options.duration:g}s, median of {options.rounds} rounds"
     )
     base = statistics.median(r["requests_per_s"] for r in results[options.baseline])
+    base_cpu = statistics.median(r["requests_per_cpu_s"] for r in results[options.baseline])
+    times = "x " + options.baseline
     print(
-        f"{'reactor':<12}{'requests/s':>12}{'x ' + options.baseline:>14}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'srv CPU':>9}{'errors':>8}"
+        f"{'reactor':<12}{'requests/s':>12}{times:>14}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'srv CPU':>9}{'req/CPU-s':>11}{times:>14}{'errors':>8}"
     )
     for reactor in reactors:
         rows = results[reactor]
         rate = statistics.median(r["requests_per_s"] for r in rows)
+        per_cpu = statistics.median(r["requests_per_cpu_s"] for r in rows)
         print(
             f"{reactor:<12}{rate:>12,.0f}{rate / base:>14.2f}"
             f"{statistics.median(r['p50_ms'] for r in rows):>9.2f}"
             f"{statistics.median(r['p99_ms'] for r in rows):>9.2f}"
             f"{statistics.median(r['server_cpu'] for r in rows):>9.0%}"
+            f"{per_cpu:>11,.0f}{per_cpu / base_cpu if base_cpu else 0.0:>14.2f}"
             f"{sum(r['errors'] for r in rows):>8.0f}"
         )
     print(f"server: {options.template}")
