@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -133,6 +134,10 @@ def run_trial(
     @return: the run read back, and its wall-clock seconds.
     """
     out.mkdir(parents=True, exist_ok=True)
+    found = shutil.which(trial)
+    if found is None:
+        raise UnreadableError(f"no trial executable at {trial}")
+    trial = str(Path(found).resolve())  # it runs in out, so not relative to here
     began = time.monotonic()
     with (out / "stdout.txt").open("wb") as stdout, (out / "stderr.txt").open("wb") as stderr:
         try:

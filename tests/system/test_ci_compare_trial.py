@@ -161,3 +161,18 @@ def test_main_reports_a_run_it_cannot_read(
     code = compare_trial.main(["--trial", str(trial), "--out", str(tmp_path / "out"), "pkg"])
     assert code == 2
     assert "trial did not finish" in capsys.readouterr().err
+
+
+def test_main_finds_a_trial_given_relative_to_the_current_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_trial(tmp_path, broken="OK")
+    monkeypatch.chdir(tmp_path)
+    assert compare_trial.main(["--trial", "./trial", "--out", "out", "pkg"]) == 0
+    assert "--reactor=netepoll: 4 tests" in capsys.readouterr().out
+
+
+def test_main_names_a_missing_trial(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "no-trial")
+    assert compare_trial.main(["--trial", missing, "--out", str(tmp_path / "out"), "pkg"]) == 2
+    assert f"no trial executable at {missing}" in capsys.readouterr().err
