@@ -212,7 +212,9 @@ class Server:
         self.command = shlex.split(template.format(**fields))
         self.host = host
         self.port = port
-        self._log = (build_dir / "logs" / f"{name}.log").open("ab")
+        logs = build_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)  # instructions.py starts servers without main()
+        self._log = (logs / f"{name}.log").open("ab")
         self.process = subprocess.Popen(
             pinned(cpu, self.command),
             stdin=subprocess.DEVNULL,
@@ -473,10 +475,12 @@ def format_table(
     servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
     for key, title in (("ratio", "messages/s"), ("cpu_ratio", "messages per server CPU-second")):
         lines.append(f"{title} relative to {baseline} (median of rounds):")
-        lines.append(f"{'':<15}" + "".join(f"{s:>10}" for s in servers))
+        widths = {s: max(10, len(s) + 1) for s in servers}
+        lines.append(f"{'':<15}" + "".join(f"{s:>{widths[s]}}" for s in servers))
         for scenario, rows in summary.items():
             cells = "".join(
-                f"{rows[s][key]:>10.2f}" if s in rows else f"{'-':>10}" for s in servers
+                f"{rows[s][key]:>{widths[s]}.2f}" if s in rows else f"{'-':>{widths[s]}}"
+                for s in servers
             )
             lines.append(f"{scenario:<15}{cells}")
         lines.append("")
@@ -693,7 +697,6 @@ def main(argv: list[str] | None = None) -> int:
             options.server_names.remove("uvloop")
     raise_nofile()
     binaries = build(options.build)
-    (options.build / "logs").mkdir(exist_ok=True)
     runs: list[dict[str, Any]] = []
     servers = options.server_names
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
