@@ -148,7 +148,8 @@ def check_endpoint(description: str) -> None:
 def check_twist(arguments: list[str], known: dict[str, tuple[bool, list[str]]]) -> None:
     """
     Check a C{twist} command line: its own options, then the C{net}
-    plugin's.
+    plugin's (another plugin's command line goes through C{twist}'s own
+    parser whole).
     """
     index = 0
     while index < len(arguments) and arguments[index].startswith("-"):
@@ -163,7 +164,15 @@ def check_twist(arguments: list[str], known: dict[str, tuple[bool, list[str]]]) 
         index += 1
     if index == len(arguments):
         return
-    assert arguments[index] == "net", f"not a twist net command: {arguments}"
+    if arguments[index] != "net":
+        # Another Twisted plugin (twist web, for netepoll): its own parser.
+        from twisted.application.service import IServiceMaker
+        from twisted.plugin import getPlugins
+
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        assert arguments[index] in makers, f"twist has no plugin {arguments[index]!r}"
+        makers[arguments[index]].options().parseOptions(arguments[index + 1 :])
+        return
     options = DryNetOptions()
     options.parseOptions(arguments[index + 1 :])
     for description in [*options["listen"], *filter(None, [options["metrics"]])]:
