@@ -6,7 +6,11 @@ traffic moves the counters.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import sys
+import time
 import urllib.request
 
 import pytest
@@ -165,6 +169,49 @@ def test_scrape_moves_with_traffic(twist_net) -> None:
     assert value(after, "twisted_net_reply_latency_seconds_bucket", le="0.01") == 0
     assert value(after, "twisted_net_reply_latency_seconds_bucket", le="10.0") == 2
     assert 0.099 <= value(after, "twisted_net_reply_latency_seconds_sum") < 5
+    assert server.stop() in (0, -15)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc/net/udp")
+def test_kernel_drops_of_a_stopped_server_are_counted(twist_net) -> None:
+    """
+    Datagrams the kernel drops while the server cannot read (stopped with
+    SIGSTOP, its receive buffer full) are not lost from sight: C{/metrics}
+    counts them, and with the answered ones they add up to what was sent.
+    The kernel's listen-queue overflows are exported too.
+    """
+    server = twist_net(
+        [
+            "--no-tcp",
+            "--udp",
+            f"{LOOPBACK}:0",
+            "--udp-rate",
+            "0",
+            "--metrics",
+            f"tcp:0:interface={LOOPBACK}",
+        ]
+    )
+    before = scrape(server)
+    assert value(before, "twisted_net_udp_receive_drops_total") == 0
+    assert value(before, "twisted_net_listen_overflows_total") >= 0
+    sent = 3000  # 3 MB: far more than a default receive buffer holds
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            for _ in range(sent):
+                udp.sendto(b"x" * 1000, (LOOPBACK, server.udp_port))
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        while True:
+            after = scrape(server)
+            answered = value(after, "twisted_net_datagrams_answered_total")
+            dropped = value(after, "twisted_net_udp_receive_drops_total")
+            if answered + dropped >= sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert dropped > 0
+    assert answered + dropped == sent
     assert server.stop() in (0, -15)
 
 

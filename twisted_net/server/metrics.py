@@ -10,7 +10,7 @@ with a private registry so that nothing else leaks into it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import (
@@ -29,6 +29,7 @@ from twisted.web.server import Request, Site
 
 from twisted_net.address import format_address
 from twisted_net.logs import NamedLogger
+from twisted_net.server import kernel
 from twisted_net.server.counters import LATENCY_BOUNDS, Counters
 from twisted_net.server.refusals import REFUSALS
 from twisted_net.server.service import ListeningService, listen_at_once
@@ -80,12 +81,22 @@ class CountersCollector:
     counters this module does not know yet are exported as gauges named
     after their attribute, so that new counters show up without a change
     here.
+
+    @ivar udp_descriptors: gives the descriptors of the server's UDP sockets,
+        whose kernel drops are exported (read from C{/proc} when scraped;
+        see L{twisted_net.server.kernel}).
     """
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(
+        self, counters: Counters, udp_descriptors: Callable[[], Iterable[int]] = tuple
+    ) -> None:
         self.counters = counters
+        self.udp_descriptors = udp_descriptors
 
     def collect(self) -> Iterator[Metric]:
+        """
+        Every metric, read now.
+        """
         counters = self.counters
         # dict() copies in one step under the GIL, so the reactor thread may
         # go on counting (even add a counter) while this thread reads.
@@ -111,8 +122,33 @@ class CountersCollector:
             refused.add_metric([reason], count)
         yield refused
         yield self._latency(counters)
+        yield from self._kernel()
         for name, value in sorted(values.items()):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", f"Counter {name!r}.", value=value)
+
+    def _kernel(self) -> Iterator[Metric]:
+        """
+        What the kernel dropped before this server could see it; a reading
+        the kernel does not give (off Linux) is left out, not shown as 0.
+        """
+        inodes = [kernel.socket_inode(descriptor) for descriptor in self.udp_descriptors()]
+        drops = kernel.udp_drops(inode for inode in inodes if inode is not None)
+        if drops is not None:
+            yield CounterMetricFamily(
+                f"{PREFIX}_udp_receive_drops",
+                "UDP datagrams the kernel dropped because a receive buffer of this "
+                "server was full (its sockets' drops in /proc/net/udp, udp6).",
+                value=drops,
+            )
+        overflows = kernel.listen_overflows()
+        if overflows is not None:
+            yield CounterMetricFamily(
+                f"{PREFIX}_listen_overflows",
+                "Connections the kernel dropped because a listening socket's accept "
+                "queue was full, for every listener of this network namespace "
+                "(TcpExt ListenOverflows in /proc/net/netstat).",
+                value=overflows,
+            )
 
     def _latency(self, counters: Counters) -> HistogramMetricFamily:
         counts = list(counters.latency_buckets)
@@ -131,12 +167,15 @@ class CountersCollector:
         )
 
 
-def metrics_registry(counters: Counters) -> CollectorRegistry:
+def metrics_registry(
+    counters: Counters, udp_descriptors: Callable[[], Iterable[int]] = tuple
+) -> CollectorRegistry:
     """
-    A private registry holding only the collector of C{counters}.
+    A private registry holding only the collector of C{counters} (and of the
+    kernel's drops on C{udp_descriptors}).
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CountersCollector(counters))
+    registry.register(CountersCollector(counters, udp_descriptors))
     return registry
 
 
@@ -153,14 +192,15 @@ class _QuietSite(Site):
         """
 
 
-def metrics_site(counters: Counters) -> Site:
+def metrics_site(counters: Counters, udp_descriptors: Callable[[], Iterable[int]] = tuple) -> Site:
     """
     The web site: C{/metrics} in Prometheus text format, C{/} a pointer to it.
     """
     from prometheus_client.twisted import MetricsResource
 
     root = _Root()
-    root.putChild(b"metrics", MetricsResource(registry=metrics_registry(counters)))
+    registry = metrics_registry(counters, udp_descriptors)
+    root.putChild(b"metrics", MetricsResource(registry=registry))
     root.putChild(b"", _Index())
     return _QuietSite(root)
 
@@ -191,15 +231,22 @@ class MetricsService(ListeningService):
 
     log = NamedLogger("twisted_net.metrics")
 
-    def __init__(self, description: str, counters: Counters, reactor: Any) -> None:
+    def __init__(
+        self,
+        description: str,
+        counters: Counters,
+        reactor: Any,
+        udp_descriptors: Callable[[], Iterable[int]] = tuple,
+    ) -> None:
         self.description = description
         self.counters = counters
         self.reactor = reactor
+        self.udp_descriptors = udp_descriptors
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
         endpoint = serverFromString(self.reactor, self.description)
-        site = metrics_site(self.counters)
+        site = metrics_site(self.counters, self.udp_descriptors)
         self.port = outcome = listen_at_once(endpoint, site, self.description)
         super().startService()
         self.log.info(

@@ -303,13 +303,20 @@ def build_service(
     service = service_class(factory, datagrams)
     for description in listen:
         StreamListener(description, factory, reactor).setServiceParent(service)
+    udp_listeners: list[DatagramListener] = []
     for index, (host, port) in enumerate(udp):
         protocol = datagrams if index == 0 else datagrams.for_another_port()
-        DatagramListener(host, port, protocol, reactor).setServiceParent(service)
+        udp_listeners.append(DatagramListener(host, port, protocol, reactor))
+        udp_listeners[-1].setServiceParent(service)
     if metrics is not None:
         # Only when asked for: it loads twisted.web and prometheus_client,
         # and imports this module.
         from twisted_net.server.metrics import MetricsService
 
-        MetricsService(metrics, factory.counters, reactor).setServiceParent(service)
+        def udp_descriptors() -> list[int]:
+            return [listener.port.fileno() for listener in udp_listeners if listener.port]
+
+        MetricsService(metrics, factory.counters, reactor, udp_descriptors).setServiceParent(
+            service
+        )
     return service
