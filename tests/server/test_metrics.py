@@ -6,6 +6,7 @@ traffic moves the counters.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -307,3 +308,45 @@ def test_other_paths_not_found(twist_net) -> None:
         urllib.request.urlopen(f"http://{address}/nothing", timeout=5)
     assert error.value.code == 404
     assert not [e for e in server.events if e.get("log_level", {}).get("name") == "error"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs prlimit")
+def test_metrics_answer_when_descriptors_run_out(twist_net) -> None:
+    """
+    Under an C{RLIMIT_NOFILE} of 48 with every descriptor held by clients,
+    the greeting port turns newcomers away, but C{/metrics} still answers,
+    scrape after scrape, through a reserve descriptor of its own.
+    """
+    import resource
+
+    server = twist_net(
+        [
+            "--listen",
+            f"tcp:0:interface={LOOPBACK}",
+            "--no-udp",
+            "--max-per-peer",
+            "0",
+            "--metrics",
+            f"tcp:0:interface={LOOPBACK}",
+        ]
+    )
+    scrape(server)  # the thread pool that serves scrapes is running
+    resource.prlimit(server.process.pid, resource.RLIMIT_NOFILE, (48, 48))
+    held = []
+    try:
+        for _ in range(80):
+            sock = socket.create_connection((LOOPBACK, server.tcp_port), timeout=5)
+            held.append(sock)
+        greeted = 0
+        for sock in held:
+            with contextlib.suppress(OSError):
+                greeted += sock.recv(100) == b"Welcome!"
+        assert greeted < len(held)  # the descriptors did run out
+        for _ in range(3):
+            page = scrape(server)
+            assert value(page, "twisted_net_refusals_total", reason="accept-emfile") > 0
+            assert value(page, "twisted_net_connections_open") == greeted
+    finally:
+        for sock in held:
+            sock.close()
+    assert server.stop() in (0, -15)

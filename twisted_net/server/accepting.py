@@ -95,11 +95,13 @@ class GuardedPort(tcp.Port):
         refusals: RefusalLog,
         busy_line: bytes | None,
         backoff: float = ACCEPT_BACKOFF,
+        serve_when_exhausted: bool = False,
     ) -> None:
         super().__init__(port, factory, backlog, interface, reactor)
         self.refusals = refusals
         self.busy_line = busy_line
         self.backoff = backoff
+        self.serve_when_exhausted = serve_when_exhausted
         self._reserve: int | None = None
         self._resume_call: IDelayedCall | None = None
         self._accept_one: Callable[[], tuple[socket.socket, Any]] | None = None
@@ -118,6 +120,10 @@ class GuardedPort(tcp.Port):
         exhaustion refuse and back off instead of returning to a socket that
         stays readable.
         """
+        if self._reserve is None and self.serve_when_exhausted:
+            # Taken by the last connection served on it: back as soon as a
+            # descriptor is free, before accept(2) takes that one too.
+            self._reserve = _reserve_descriptor()
         accepted = 0
         accept = self._accept_one
         if accept is None or self._accept_source is not self.socket:
@@ -173,6 +179,37 @@ class GuardedPort(tcp.Port):
 
     def _refuse_waiting(self, reason: str) -> None:
         """
+        Out of descriptors (or memory): L{_serve_on_reserve} where this port
+        serves when exhausted, else L{_turn_away_waiting}.
+        """
+        if self.serve_when_exhausted and self._serve_on_reserve():
+            return
+        self._turn_away_waiting(reason)
+
+    def _serve_on_reserve(self) -> bool:
+        """
+        Give the reserve descriptor's place to one waiting connection and
+        serve it, then back off: the port for operators (C{/metrics}) keeps
+        answering when every other descriptor is taken, which is when it is
+        needed most.  The reserve comes back once a descriptor is free.
+
+        @return: whether a connection was served.
+        """
+        if self._reserve is None:
+            return False
+        os.close(self._reserve)
+        self._reserve = None
+        try:
+            client, address = self.socket.accept()
+        except OSError:
+            self._reserve = _reserve_descriptor()
+            return False
+        self._serve(client, address)
+        self._back_off()
+        return True
+
+    def _turn_away_waiting(self, reason: str) -> None:
+        """
         Out of descriptors (or memory): use the reserve descriptor to tell
         every waiting peer C{busy_line} and close it, then back off.
         """
@@ -214,6 +251,8 @@ class GuardedPort(tcp.Port):
 
     def _resume_accepting(self) -> None:
         self._resume_call = None
+        if self._reserve is None:
+            self._reserve = _reserve_descriptor()
         port: Any = self
         if port.connected and not port.disconnecting:
             port.startReading()
@@ -235,19 +274,27 @@ class GuardedListeningReactor:
     whose C{listenTCP} and C{listenSSL} make L{GuardedPort}s; everything
     else (UNIX sockets, adopted systemd sockets, timers) is the reactor's
     own.
+
+    @param busy_line: what a connection turned away for lack of descriptors
+        is told (C{None}: nothing).
+    @param serve_when_exhausted: serve one waiting connection through the
+        reserve descriptor instead of turning it away (the metrics port).
     """
 
     def __init__(
         self,
         reactor: Any,
         refusals: RefusalLog,
-        busy_line: bytes,
+        busy_line: bytes | None,
         inherited: socket.socket | None = None,
+        *,
+        serve_when_exhausted: bool = False,
     ) -> None:
         self._reactor = reactor
         self._refusals = refusals
         self._busy_line = busy_line
         self._inherited = inherited
+        self._serve_when_exhausted = serve_when_exhausted
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reactor, name)
@@ -263,6 +310,7 @@ class GuardedListeningReactor:
             self._reactor,
             refusals=self._refusals,
             busy_line=busy_line,
+            serve_when_exhausted=self._serve_when_exhausted,
         )
         listening.transport = _server_transport(self._reactor)
         if self._inherited is not None:

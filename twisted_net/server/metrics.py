@@ -31,7 +31,7 @@ from twisted_net.address import format_address
 from twisted_net.logs import NamedLogger
 from twisted_net.server import kernel
 from twisted_net.server.counters import LATENCY_BOUNDS, Counters
-from twisted_net.server.refusals import REFUSALS
+from twisted_net.server.refusals import REFUSALS, RefusalLog
 from twisted_net.server.service import ListeningService, listen_at_once
 
 __all__ = [
@@ -245,7 +245,19 @@ class MetricsService(ListeningService):
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
-        endpoint = serverFromString(self.reactor, self.description)
+        # Guarded like the TCP listeners, but serving through its reserve
+        # descriptor when descriptors run out: operators need the page most
+        # at exactly that moment.  Imported here: it imports
+        # twisted.internet.tcp (see docs/PERFORMANCE.md, "OpenSSL-free start-up").
+        from twisted_net.server.accepting import GuardedListeningReactor
+
+        guarded = GuardedListeningReactor(
+            self.reactor,
+            RefusalLog(self.counters, self.reactor),
+            None,
+            serve_when_exhausted=True,
+        )
+        endpoint = serverFromString(guarded, self.description)
         site = metrics_site(self.counters, self.udp_descriptors)
         self.port = outcome = listen_at_once(endpoint, site, self.description)
         super().startService()
