@@ -128,7 +128,7 @@ def test_unix_endpoint_is_not_shareable(tmp_path: Any) -> None:
     [
         ("bogus:1", True, "Unknown endpoint type: 'bogus'"),
         ("haproxy:bogus:1", True, "Unknown endpoint type: 'bogus'"),
-        ("tcp:notaport", False, "port must be a number from 0 to 65535, not 'notaport'"),
+        ("tcp:notaport", False, "port 'notaport' is not a number"),
         ("tcp:99999", True, "port must be 0 to 65535"),
         ("tcp6:70000:interface=\\:\\:1", False, "port must be 0 to 65535"),
         ("haproxy:tcp:99999", True, "port must be 0 to 65535"),

@@ -166,7 +166,7 @@ def check_port(description: str) -> None:
     if port is None:
         return
     if not port.strip().isdigit():
-        raise ValueError(f"port must be a number from 0 to 65535, not {port!r}")
+        raise ValueError(f"port {port!r} is not a number")
     if int(port) > 65535:
         raise ValueError("port must be 0 to 65535")
 
