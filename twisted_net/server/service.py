@@ -29,6 +29,7 @@ from twisted_net.hello import error_line
 from twisted_net.logs import NamedLogger
 from twisted_net.server.datagram import GreetingDatagramProtocol, receive_buffer_size
 from twisted_net.server.endpoints import server_endpoint
+from twisted_net.server.overflows import ListenOverflowWatch
 from twisted_net.server.stream import GreetingFactory
 
 __all__ = [
@@ -332,6 +333,7 @@ def build_service(
     reactor: Any = None,
     service_class: type[NetService] = NetService,
     metrics: str | None = None,
+    watch_overflows: bool = True,
 ) -> NetService:
     """
     Wire one factory and one datagram protocol to every listener.
@@ -339,6 +341,9 @@ def build_service(
     @param listen: TCP server endpoint strings.
     @param udp: C{(host, port)} pairs to listen on for UDP.
     @param metrics: server endpoint string for the Prometheus page, or C{None}.
+    @param watch_overflows: log the kernel's listen-queue overflows
+        (L{twisted_net.server.overflows.ListenOverflowWatch}) when there is
+        a TCP listener; a C{--workers} worker leaves that to its supervisor.
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -352,6 +357,8 @@ def build_service(
     for index, (host, port) in enumerate(udp):
         protocol = datagrams if index == 0 else datagrams.for_another_port()
         DatagramListener(host, port, protocol, reactor).setServiceParent(service)
+    if listen and watch_overflows:
+        ListenOverflowWatch(reactor).setServiceParent(service)
     if metrics is not None:
         # Only when asked for: it loads twisted.web and prometheus_client,
         # and imports this module.
