@@ -27,6 +27,7 @@ BURSTS = 5
 BURST = 200
 CLIENT_TIMEOUT = 5.0
 GREETED_WITHIN = 2.0
+RETRANSMIT = 1.0
 
 
 @dataclass
@@ -41,7 +42,11 @@ class Burst:
 
     @property
     def slow(self) -> int:
-        return sum(wait > 1.0 for wait in self.waits)
+        """
+        How many waited longer than a second: the kernel resends a dropped
+        handshake's SYN-ACK after 1 s, so those had theirs dropped.
+        """
+        return sum(wait > RETRANSMIT for wait in self.waits)
 
 
 async def _client(port: int) -> float | None:
@@ -87,7 +92,9 @@ def burst_against(server: RunningServer) -> Burst:
 def test_every_client_of_a_burst_is_greeted() -> None:
     """
     With the default backlog, every client is greeted, each within about
-    2 s.
+    2 s, and none waited as long as the kernel's first retransmission of a
+    dropped handshake (1 s): with C{backlog=50} some do, even when all are
+    greeted in the end.
     """
     server = serving(f"tcp:0:interface={LOOPBACK}")
     try:
@@ -97,6 +104,7 @@ def test_every_client_of_a_burst_is_greeted() -> None:
     assert burst.ungreeted == 0
     assert len(burst.waits) == BURSTS * BURST
     assert max(burst.waits) < GREETED_WITHIN
+    assert burst.slow == 0, sorted(burst.waits)[-5:]
 
 
 @pytest.mark.skipif(listen_overflows() is None, reason="no /proc/net/netstat to read")
