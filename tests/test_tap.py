@@ -146,6 +146,8 @@ def test_no_udp() -> None:
         (["--udp", ":9999"], "the host before ':' is empty"),
         (["--listen", "bogus:1"], "bad --listen endpoint 'bogus:1'"),
         (["--listen", "tcp:notaport"], "bad --listen endpoint 'tcp:notaport'"),
+        (["--listen", "tcp:70000"], "bad --listen endpoint 'tcp:70000': port must be 0 to 65535"),
+        (["--listen", "tcp:http"], "bad --listen endpoint 'tcp:http': port 'http' is not a number"),
     ],
 )
 def test_bad_options(args: list[str], message: str) -> None:
@@ -155,6 +157,7 @@ def test_bad_options(args: list[str], message: str) -> None:
     with pytest.raises(usage.UsageError) as raised:
         parse(*args)
     assert message in str(raised.value)
+    assert "Parameter type enforcement" not in str(raised.value)
 
 
 def test_help_lists_every_option() -> None:

@@ -11,6 +11,7 @@ L{twisted_net.server.workers.supervisor.build_supervisor}).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from twisted.application.service import IService
@@ -41,6 +42,23 @@ def _framing(text: str) -> str:
 _framing.coerceDoc = ""  # type: ignore[attr-defined]
 
 
+def refusing(coerce: Callable[[str], Any]) -> Callable[[str], Any]:
+    """
+    A parameter's coercer whose C{ValueError} (already in the user's words)
+    is a C{usage.UsageError} as it stands: C{usage.Options} would otherwise
+    put "Parameter type enforcement failed:" in front of it.
+    """
+
+    def coerced(text: str) -> Any:
+        try:
+            return coerce(text)
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+
+    coerced.coerceDoc = getattr(coerce, "coerceDoc", "")  # type: ignore[attr-defined]
+    return coerced
+
+
 def prefer_fast_reactor() -> None:
     """
     Install the C{netepoll} reactor (L{twisted_net.netepoll.install}) unless
@@ -66,7 +84,7 @@ def _config_options() -> tuple[list[list[str | None]], list[list[Any]]]:
         if spec.flag:
             flags.append([spec.name, None, spec.help])
         else:
-            parameters.append([spec.name, None, default, spec.help, spec.coercer(kind)])
+            parameters.append([spec.name, None, default, spec.help, refusing(spec.coercer(kind))])
     return flags, parameters
 
 
@@ -99,7 +117,7 @@ class Options(usage.Options):
             "seed",
             "TCP framing: 'seed' (the tutorial's, byte for byte) "
             "or 'line' (CRLF lines, for programs that pipeline).",
-            _framing,
+            refusing(_framing),
         ],
         *_CONFIG_PARAMETERS,
         [
@@ -118,7 +136,7 @@ class Options(usage.Options):
             "UDP): a supervisor binds them, restarts a worker that dies, and stops all on "
             "SIGTERM.  --max-connections, --max-per-peer and --udp-rate then apply per "
             "worker.",
-            number(int, "--workers", 1),
+            refusing(number(int, "--workers", 1)),
         ],
     ]
 
@@ -156,7 +174,9 @@ class Options(usage.Options):
         Listen for TCP on a Twisted endpoint string (repeatable), e.g.
         tcp:9999, tcp6:9999:interface=\\:\\:1, ssl:9443:privateKey=key.pem,
         unix:/run/net.sock, systemd:domain=INET:name=net,
-        haproxy:tcp:9999.  Default: tcp:9999:interface=127.0.0.1.
+        haproxy:tcp:9999.  Default: tcp:9999:interface=127.0.0.1.  The
+        listen backlog is the system's somaxconn (else 1024) unless the
+        string sets backlog=N.
         """
         self["listen"].append(description)
 

@@ -6,10 +6,12 @@ the graceful drain of L{NetService}, on an in-memory reactor and clock.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import pytest
 from twisted.application.service import Service
+from twisted.internet import reactor
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
@@ -19,10 +21,16 @@ from twisted.logger import capturedLogs
 from zope.interface import implementer
 
 from twisted_net.config import ServerConfig
+from twisted_net.server.datagram import GreetingDatagramProtocol
+from twisted_net.server.factory import GreetingFactory
+from twisted_net.server.overflows import ListenOverflowWatch
 from twisted_net.server.service import (
+    DatagramListener,
     ExitOnListenFailure,
+    ListenFailedError,
     NetService,
     ServingNetService,
+    StreamListener,
     build_service,
     exit_with,
 )
@@ -295,3 +303,60 @@ def test_serving_service_is_a_net_service() -> None:
         service_class=ServingNetService,
     )
     assert isinstance(service, NetService) and isinstance(service, ExitOnListenFailure)
+
+
+def test_tcp_port_in_use_names_the_side_and_address() -> None:
+    """
+    A TCP port that cannot be bound says C{TCP} and the address, with the
+    kernel's reason.
+    """
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listener = StreamListener(
+            f"tcp:{port}:interface=127.0.0.1",
+            GreetingFactory("seed", ServerConfig()),
+            reactor,
+        )
+        with pytest.raises(ListenFailedError) as failed:
+            listener.startService()
+    assert str(failed.value) == f"cannot listen on TCP 127.0.0.1:{port}: Address already in use"
+    assert not listener.running
+
+
+def test_udp_port_in_use_names_the_side_and_address() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        listener = DatagramListener(
+            "127.0.0.1", port, GreetingDatagramProtocol(ServerConfig()), reactor
+        )
+        with pytest.raises(ListenFailedError) as failed:
+            listener.startService()
+    assert str(failed.value) == f"cannot listen on UDP 127.0.0.1:{port}: Address already in use"
+
+
+def test_exit_on_a_listen_failure_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
+    parent = ExitOnListenFailure()
+    failure = ListenFailedError("UDP", "[::1]:9999", "Address already in use")
+    _Recording([], "failing", failure).setServiceParent(parent)
+    with pytest.raises(SystemExit) as exited:
+        parent.startService()
+    assert exited.value.code == os.EX_UNAVAILABLE
+    assert capsys.readouterr().err == (
+        "twist net: error: cannot listen on UDP [::1]:9999: Address already in use\n"
+    )
+
+
+def test_build_service_watches_listen_overflows_with_tcp_only() -> None:
+    with_tcp = build_service(ServerConfig(), "seed", ["tcp:0"], [], MemoryReactorClock())
+    udp_only = build_service(ServerConfig(), "seed", [], [("127.0.0.1", 0)], MemoryReactorClock())
+    worker = build_service(
+        ServerConfig(), "seed", ["tcp:0"], [], MemoryReactorClock(), watch_overflows=False
+    )
+    watching = [
+        [isinstance(child, ListenOverflowWatch) for child in service]
+        for service in (with_tcp, udp_only, worker)
+    ]
+    assert [any(flags) for flags in watching] == [True, False, False]

@@ -396,7 +396,6 @@ def test_udp_port_in_use() -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--listen", "tcp:99999", "--no-udp"], ["cannot listen", "65535"]),
         (["--listen", "tcp:0:interface=10.255.255.1", "--no-udp"], ["cannot listen"]),
         (["--no-tcp", "--udp", "10.255.255.1:0"], ["cannot listen"]),
     ],
@@ -417,6 +416,7 @@ def test_cannot_listen(args: list[str], words: list[str]) -> None:
         (["--udp", "::1:9999"], ["brackets"]),
         (["--listen", "bogus:1"], ["bogus:1"]),
         (["--listen", "tcp:notaport"], ["tcp:notaport"]),
+        (["--listen", "tcp:99999", "--no-udp"], ["tcp:99999", "65535"]),
         (["--no-tcp", "--no-udp"], ["nothing to serve"]),
         (["--no-such-option"], ["no-such-option"]),
     ],

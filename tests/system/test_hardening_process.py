@@ -149,7 +149,7 @@ def test_address_not_on_this_machine() -> None:
     ("args", "expected"),
     [
         (["--listen", "nonsense:1"], "bad --listen endpoint 'nonsense:1'"),
-        (["--listen", "tcp:99999"], "port must be 0-65535"),
+        (["--listen", "tcp:99999"], "port must be 0 to 65535"),
         (["--udp", "127.0.0.1:99999"], "port must be 0 to 65535"),
         (["--max-connections", "-1"], "--max-connections must be at least 0"),
         (["--udp-rate", "fast"], "--udp-rate must be a number"),

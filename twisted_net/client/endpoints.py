@@ -10,7 +10,6 @@ address form itself is parsed by L{twisted_net.address.parse_host_port}.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any
 
 from OpenSSL import SSL
@@ -21,6 +20,7 @@ from twisted.python.filepath import UnlistableError
 
 from twisted_net.address import parse_host_port
 from twisted_net.client.errors import describe_tls_error
+from twisted_net.endpoint_words import parser_problem
 
 __all__ = ["ENDPOINT_FORMS", "client_endpoint", "endpoint_problem"]
 
@@ -35,10 +35,6 @@ ENDPOINT_FORMS = {
 _IPV6_HINT = (
     r"escape each ':' of an IPv6 address (host=\:\:1, quoted for the shell) or use [::1]:PORT"
 )
-_MISSING = re.compile(r"missing \d+ required positional arguments?: (.*)")
-_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
-_TWICE = re.compile(r"got multiple values for (?:keyword )?argument '(\w+)'")
-_NOT_A_NUMBER = re.compile(r"invalid literal for int\(\) with base 10: ('.*')")
 _HOST_AND_PORT = {"tcp", "tls", "ssl"}
 
 
@@ -166,23 +162,13 @@ def endpoint_problem(text: str, error: Exception) -> str:
     form = ENDPOINT_FORMS.get(kind)
     expected = f"; expected {form}" if form else ""
     message = str(error)
-    if isinstance(error, TypeError):
-        missing = _MISSING.search(message)
-        if missing:
-            names = re.findall(r"'(\w+)'", missing.group(1))
-            return f"missing {' and '.join(names) or 'arguments'}{expected}"
-        unexpected = _UNEXPECTED.search(message)
-        if unexpected:
-            return f"unknown option {unexpected.group(1)!r}{expected}"
-        twice = _TWICE.search(message)
-        if twice:
-            return f"{twice.group(1)} given twice ({_IPV6_HINT}){expected}"
-        if len(error.args) == 2 and isinstance(error.args[1], list):  # tls: keywords
-            return f"unknown option(s) {', '.join(map(str, error.args[1]))}{expected}"
+    words = parser_problem(error, _IPV6_HINT)
+    if words is not None:
+        return words + expected
+    if isinstance(error, TypeError) and len(error.args) == 2 and isinstance(error.args[1], list):
+        # tls: keywords
+        return f"unknown option(s) {', '.join(map(str, error.args[1]))}{expected}"
     if isinstance(error, ValueError):
-        number = _NOT_A_NUMBER.search(message)
-        if number:
-            return f"{number.group(1)} is not a number{expected}"
         if message.startswith("Unknown endpoint type"):
             forms = ", ".join(ENDPOINT_FORMS.values())
             named = f"tcp:{kind}:PORT for a host {kind!r}"

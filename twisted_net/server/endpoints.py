@@ -11,7 +11,10 @@ what the server needs to know about a string before and beside it:
   - the endpoint to listen on (L{server_endpoint}): C{haproxy:} and
     C{ssl:} endpoints hold the greeting protocol back until the PROXY
     header or the TLS handshake is through;
-  - a clear error for a string that is no endpoint (L{endpoint_error});
+  - the listen backlog, L{twisted_net.server.kernel.default_backlog}
+    unless the string sets its own (L{with_backlog});
+  - a clear error, in the user's words, for a string that is no endpoint
+    or has a port out of range (L{endpoint_error});
   - the TCP socket an endpoint listens on, for C{--workers}
     (L{describe_listener}).
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -34,17 +37,22 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
+from twisted_net.endpoint_words import parser_problem
+from twisted_net.server.kernel import default_backlog
+
 __all__ = [
     "PLAIN_ENDPOINT_TYPES",
     "PROXY_TYPE",
     "TLS_TYPE",
     "ListenRequest",
     "NotShareableError",
+    "check_port",
     "describe_listener",
     "endpoint_error",
     "endpoint_type",
     "server_endpoint",
     "tls_unneeded",
+    "with_backlog",
 ]
 
 PLAIN_ENDPOINT_TYPES = frozenset({"tcp", "tcp6", "unix", "systemd"})
@@ -56,6 +64,111 @@ PROXY_TYPE = "haproxy"
 
 TLS_TYPE = "ssl"
 """The endpoint type of TLS endpoints, held back until the handshake."""
+
+
+_BACKLOG_AT = {"tcp": 2, "tcp6": 1, "ssl": 5, "unix": 2}
+"""Per endpoint type whose parser takes a C{backlog}, its place among the
+positional arguments after the type (as in Twisted's C{_parseTCP},
+C{_TCP6ServerParser}, C{_parseSSL}, C{_parseUNIX})."""
+
+_PORTED = frozenset({"tcp", "tcp6", "ssl"})
+"""The endpoint types whose first positional argument is a TCP port."""
+
+_IPV6_HINT = (
+    "escape each ':' of an IPv6 address, as in 'tcp6:0:interface=\\:\\:1', quoted for the shell"
+)
+
+
+def _fields(rest: str) -> tuple[list[str], dict[str, str]]:
+    """
+    The positional and keyword arguments of an endpoint string after its
+    type, as Twisted's parser splits them: at colons and at the first
+    equals sign of a field, neither escaped; escapes undone.
+    """
+    positional: list[str] = []
+    keywords: dict[str, str] = {}
+    parts: list[str] = [""]
+    escaped = False
+
+    def end_field() -> None:
+        if len(parts) == 1:
+            positional.append(parts[0])
+        else:
+            keywords.setdefault(parts[0], parts[1])
+
+    for character in rest:
+        if escaped:
+            parts[-1] += character
+            escaped = False
+        elif character == "\\":
+            escaped = True
+        elif character == ":":
+            end_field()
+            parts[:] = [""]
+        elif character == "=":
+            parts.append("")
+        else:
+            parts[-1] += character
+    end_field()
+    return positional, keywords
+
+
+def _innermost(description: str) -> tuple[str, str, str | None]:
+    """
+    The C{haproxy:} prefixes of an endpoint string, the type of the
+    endpoint they wrap, and the rest after that type (C{None} without one).
+    """
+    prefix = ""
+    while True:
+        kind, rest = _first_field(description)
+        if kind != PROXY_TYPE or rest is None:
+            return prefix, kind, rest
+        prefix += kind + ":"
+        description = rest
+
+
+def with_backlog(description: str, backlog: int | None = None) -> str:
+    """
+    C{description} with a C{backlog=} argument added, for the endpoint
+    types that take one (C{tcp:}, C{tcp6:}, C{ssl:}, C{unix:}, behind any
+    C{haproxy:}) and do not set their own, by keyword or by position.
+
+    Twisted's default backlog, 50, is too small for a server that speaks
+    first: in a burst of connects the kernel drops the handshakes beyond
+    it, and those clients wait for a greeting that never comes.
+
+    @param backlog: the backlog to add; by default the system's ceiling
+        (L{twisted_net.server.kernel.default_backlog}).
+    """
+    _, kind, rest = _innermost(description)
+    place = _BACKLOG_AT.get(kind)
+    if place is None or rest is None or (len(rest) - len(rest.rstrip("\\"))) % 2:
+        return description
+    positional, keywords = _fields(rest)
+    if "backlog" in keywords or len(positional) > place:
+        return description
+    return f"{description}:backlog={default_backlog() if backlog is None else backlog}"
+
+
+def check_port(description: str) -> None:
+    """
+    Refuse a C{tcp:}, C{tcp6:} or C{ssl:} port (behind any C{haproxy:})
+    that is no number from 0 to 65535, in the words C{--udp} uses, before
+    a bind would fail on it with Python's words.
+
+    @raise ValueError: what is wrong with the port.
+    """
+    _, kind, rest = _innermost(description)
+    if kind not in _PORTED or rest is None:
+        return
+    positional, keywords = _fields(rest)
+    port = keywords.get("port", positional[0] if positional else None)
+    if port is None:
+        return
+    if not port.strip().isdigit():
+        raise ValueError(f"port {port!r} is not a number")
+    if int(port) > 65535:
+        raise ValueError("port must be 0 to 65535")
 
 
 def _first_field(description: str) -> tuple[str, str | None]:
@@ -116,8 +229,8 @@ def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
 
     kind, rest = _first_field(description)
     if kind == PROXY_TYPE and rest is not None:
-        return proxy_header_endpoint(serverFromString(reactor, rest), rest)
-    endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
+        return proxy_header_endpoint(serverFromString(reactor, with_backlog(rest)), rest)
+    endpoint: IStreamServerEndpoint = serverFromString(reactor, with_backlog(description))
     if kind == TLS_TYPE:
         return GatedEndpoint(endpoint, HandshakeGateFactory)
     return endpoint
@@ -125,8 +238,9 @@ def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
 
 def endpoint_error(reactor: Any, description: str, gated: bool = True) -> str | None:
     """
-    Why C{description} is no server endpoint, in Twisted's words, or
-    C{None} if it is one.
+    Why C{description} is no server endpoint, in the user's words (the
+    Python errors of Twisted's parsers translated by
+    L{twisted_net.endpoint_words.parser_problem}), or C{None} if it is one.
 
     @param gated: read it as a C{--listen} string (L{server_endpoint});
         otherwise as a plain Twisted endpoint string (C{--metrics}).
@@ -134,12 +248,18 @@ def endpoint_error(reactor: Any, description: str, gated: bool = True) -> str | 
     from twisted.internet.endpoints import serverFromString
 
     try:
+        check_port(description)
         if gated:
             server_endpoint(reactor, description)
         else:
             serverFromString(reactor, description)
-    except Exception as error:
-        return str(error)
+    except Exception as error:  # the parsers raise all kinds of things
+        words = parser_problem(error, _IPV6_HINT)
+        if words is not None:
+            return words
+        if isinstance(error, ValueError) and str(error):
+            return str(error)
+        return f"not an endpoint string ({error or type(error).__name__})"
     return None
 
 
@@ -159,7 +279,7 @@ class ListenRequest:
     kind: int
     interface: str
     port: int
-    backlog: int = 50
+    backlog: int = field(default_factory=default_backlog)
 
 
 class _ListenRecorder:

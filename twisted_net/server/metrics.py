@@ -31,6 +31,7 @@ from twisted_net.address import format_address
 from twisted_net.logs import NamedLogger
 from twisted_net.server import kernel
 from twisted_net.server.counters import LATENCY_BOUNDS, Counters
+from twisted_net.server.endpoints import with_backlog
 from twisted_net.server.refusals import REFUSALS, RefusalLog
 from twisted_net.server.service import ListeningService, listen_at_once
 
@@ -257,7 +258,7 @@ class MetricsService(ListeningService):
             None,
             serve_when_exhausted=True,
         )
-        endpoint = serverFromString(guarded, self.description)
+        endpoint = serverFromString(guarded, with_backlog(self.description))
         site = metrics_site(self.counters, self.udp_descriptors)
         self.port = outcome = listen_at_once(endpoint, site, self.description)
         super().startService()

@@ -23,17 +23,19 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 
-from twisted_net.address import format_address
+from twisted_net.address import format_address, format_host_port
 from twisted_net.config import ServerConfig
 from twisted_net.hello import error_line
 from twisted_net.logs import NamedLogger
 from twisted_net.server.datagram import GreetingDatagramProtocol, receive_buffer_size
 from twisted_net.server.endpoints import server_endpoint
 from twisted_net.server.factory import GreetingFactory
+from twisted_net.server.overflows import ListenOverflowWatch
 
 __all__ = [
     "DatagramListener",
     "ExitOnListenFailure",
+    "ListenFailedError",
     "ListeningService",
     "NetService",
     "StreamListener",
@@ -42,6 +44,38 @@ __all__ = [
     "listen_at_once",
     "stop_listening",
 ]
+
+
+class ListenFailedError(Exception):
+    """
+    A port that cannot be bound, said as the user needs it: which side
+    (C{TCP} or C{UDP}), where, and why, e.g. C{cannot listen on TCP
+    127.0.0.1:9999: Address already in use}.
+    """
+
+    def __init__(self, transport: str, where: str, reason: str) -> None:
+        super().__init__(transport, where, reason)
+        self.transport = transport
+        self.where = where
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot listen on {self.transport} {self.where}: {self.reason}"
+
+    @classmethod
+    def of(cls, transport: str, error: Exception, fallback: str) -> ListenFailedError:
+        """
+        The failure of C{transport} from the error listening raised: a
+        C{CannotListenError} names the address; otherwise C{fallback} does.
+        """
+        cause: Any = error
+        where = fallback
+        if isinstance(error, CannotListenError):
+            cause = error.socketError
+            if isinstance(error.port, int):
+                where = format_host_port(error.interface or "0.0.0.0", error.port)
+        reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        return cls(transport, where, reason)
 
 
 def listen_at_once(
@@ -127,7 +161,10 @@ class StreamListener(ListeningService):
             inherited=self.inherited_socket,
         )
         endpoint = server_endpoint(reactor, self.description)
-        self.port = outcome = listen_at_once(endpoint, self.factory, self.description)
+        try:
+            self.port = outcome = listen_at_once(endpoint, self.factory, self.description)
+        except (CannotListenError, OSError, OverflowError) as error:
+            raise ListenFailedError.of("TCP", error, self.description) from None
         super().startService()
         self.log.info(
             "Listening on {endpoint} (TCP, {framing} framing) at {address}",
@@ -160,6 +197,20 @@ class DatagramListener(ListeningService):
         self.port: Any = None
 
     def startService(self) -> None:
+        try:
+            self._listen()
+        except (CannotListenError, OSError, OverflowError) as error:
+            where = format_host_port(self.host or "0.0.0.0", self.port_number)
+            raise ListenFailedError.of("UDP", error, where) from None
+        super().startService()
+        self.log.info(
+            "Listening on UDP at {address}",
+            event="listening",
+            transport="udp",
+            address=format_address(self.port.getHost()),
+        )
+
+    def _listen(self) -> None:
         inherited = self.inherited_socket
         if inherited is not None:
             reactor: Any = self.reactor  # and IReactorSocket
@@ -177,13 +228,6 @@ class DatagramListener(ListeningService):
                 interface=self.host,
                 maxPacketSize=receive_buffer_size(self.protocol.config),
             )
-        super().startService()
-        self.log.info(
-            "Listening on UDP at {address}",
-            event="listening",
-            transport="udp",
-            address=format_address(self.port.getHost()),
-        )
 
 
 class NetService(MultiService):
@@ -258,17 +302,20 @@ class ExitOnListenFailure(MultiService):
     """
     A service whose start ends the program with one clear line and
     C{os.EX_UNAVAILABLE} when a port cannot be bound, instead of a
-    traceback: children already started are stopped first.  Mixed into the
+    traceback: children already started are stopped first.  A
+    L{ListenFailedError} says which side and where.  Mixed into the
     service C{twist net} runs, alone or as the C{--workers} supervisor.
     """
 
     def startService(self) -> None:
         try:
             super().startService()
-        except (CannotListenError, OSError, ValueError, OverflowError) as error:
+        except (ListenFailedError, CannotListenError, OSError, ValueError, OverflowError) as error:
             for child in reversed(list(self)):
                 if child.running:
                     child.stopService()
+            if isinstance(error, ListenFailedError):
+                exit_with(os.EX_UNAVAILABLE, f"twist net: error: {error}")
             exit_with(os.EX_UNAVAILABLE, f"twist net: error: cannot listen: {error}")
 
 
@@ -286,6 +333,7 @@ def build_service(
     reactor: Any = None,
     service_class: type[NetService] = NetService,
     metrics: str | None = None,
+    watch_overflows: bool = True,
 ) -> NetService:
     """
     Wire one factory and one datagram protocol to every listener.
@@ -293,6 +341,9 @@ def build_service(
     @param listen: TCP server endpoint strings.
     @param udp: C{(host, port)} pairs to listen on for UDP.
     @param metrics: server endpoint string for the Prometheus page, or C{None}.
+    @param watch_overflows: log the kernel's listen-queue overflows
+        (L{twisted_net.server.overflows.ListenOverflowWatch}) when there is
+        a TCP listener; a C{--workers} worker leaves that to its supervisor.
     """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -308,6 +359,8 @@ def build_service(
         protocol = datagrams if index == 0 else datagrams.for_another_port()
         udp_listeners.append(DatagramListener(host, port, protocol, reactor))
         udp_listeners[-1].setServiceParent(service)
+    if listen and watch_overflows:
+        ListenOverflowWatch(reactor).setServiceParent(service)
     if metrics is not None:
         # Only when asked for: it loads twisted.web and prometheus_client,
         # and imports this module.

@@ -19,6 +19,7 @@ from twisted.internet.error import CannotListenError
 from twisted_net.address import format_host_port
 from twisted_net.logs import NamedLogger
 from twisted_net.server.endpoints import ListenRequest, describe_listener
+from twisted_net.server.service import ListenFailedError
 
 __all__ = ["SharedSockets", "bind_group"]
 
@@ -94,7 +95,7 @@ class SharedSockets(Service):
     def startService(self) -> None:
         try:
             for description in self.listen:
-                group = bind_group(describe_listener(description), self.count)
+                group = _bind(describe_listener(description), self.count, description)
                 self.groups.append(group)
                 self.log.info(
                     "Listening on {endpoint} (TCP, {framing} framing) at {address}",
@@ -105,7 +106,8 @@ class SharedSockets(Service):
                     address=_printable(group[0]),
                 )
             for host, port in self.udp:
-                group = bind_group(ListenRequest(socket.SOCK_DGRAM, host, port), self.count)
+                where = format_host_port(host or "0.0.0.0", port)
+                group = _bind(ListenRequest(socket.SOCK_DGRAM, host, port), self.count, where)
                 self.groups.append(group)
                 self.log.info(
                     "Listening on UDP at {address}",
@@ -133,6 +135,19 @@ class SharedSockets(Service):
         for group in groups:
             for member in group:
                 member.close()
+
+
+def _bind(request: ListenRequest, count: int, where: str) -> list[socket.socket]:
+    """
+    L{bind_group}, whose failure says which side and where.
+
+    @raise ListenFailedError: if the address cannot be bound.
+    """
+    try:
+        return bind_group(request, count)
+    except CannotListenError as error:
+        transport = "TCP" if request.kind == socket.SOCK_STREAM else "UDP"
+        raise ListenFailedError.of(transport, error, where) from None
 
 
 def _printable(member: socket.socket) -> str:

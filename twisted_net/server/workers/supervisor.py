@@ -33,6 +33,7 @@ from typing import Any
 from twisted.application.service import MultiService
 
 from twisted_net.config import ServerConfig
+from twisted_net.server.overflows import ListenOverflowWatch
 from twisted_net.server.service import ExitOnListenFailure
 from twisted_net.server.workers.pool import WorkerPool
 from twisted_net.server.workers.sockets import SharedSockets
@@ -70,6 +71,8 @@ def build_supervisor(
     supervisor = _Supervisor()
     sockets = SharedSockets(listen, udp, framing, count)
     sockets.setServiceParent(supervisor)
+    if listen:
+        ListenOverflowWatch(reactor).setServiceParent(supervisor)
     template = WorkerSpec(
         index=0,
         config=asdict(config),

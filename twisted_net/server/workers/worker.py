@@ -66,7 +66,12 @@ def main(argv: list[str] | None = None) -> None:
             problem=problem,
         )
     service = build_service(
-        ServerConfig(**spec.config), spec.framing, spec.listen, spec.udp, reactor
+        ServerConfig(**spec.config),
+        spec.framing,
+        spec.listen,
+        spec.udp,
+        reactor,
+        watch_overflows=False,  # the supervisor watches, once for all
     )
     listeners = _listeners(service)
     if len(listeners) != len(spec.fds):

@@ -1,0 +1,127 @@
+"""
+End-to-end: connection bursts.  The server speaks first, so a client whose
+handshake the kernel dropped (the listen queue was full) waits for a
+greeting that comes late or never.  C{twist net} listens with the system's
+backlog (L{twisted_net.server.kernel.default_backlog}), so that 1,000
+clients connecting in bursts of 200 are all greeted, each within about 2 s;
+with Twisted's old default, C{backlog=50}, some of them are not.
+
+Runs the installed C{twist net} on 127.0.0.1.  Bounded: 5 bursts, each
+client waits at most C{CLIENT_TIMEOUT} seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import pytest
+from support import RunningServer, start_server
+
+from twisted_net.server.kernel import listen_overflows
+from twisted_net.server.overflows import OVERFLOW_INTERVAL
+
+LOOPBACK = "127.0.0.1"
+BURSTS = 5
+BURST = 200
+CLIENT_TIMEOUT = 5.0
+GREETED_WITHIN = 2.0
+RETRANSMIT = 1.0
+
+
+@dataclass
+class Burst:
+    """
+    How the clients of some bursts fared: the seconds each greeted client
+    waited from its connect to C{Welcome!}, and how many were never greeted.
+    """
+
+    waits: list[float]
+    ungreeted: int
+
+    @property
+    def slow(self) -> int:
+        """
+        How many waited longer than a second: the kernel resends a dropped
+        handshake's SYN-ACK after 1 s, so those had theirs dropped.
+        """
+        return sum(wait > RETRANSMIT for wait in self.waits)
+
+
+async def _client(port: int) -> float | None:
+    started = time.monotonic()
+    writer = None
+    try:
+        async with asyncio.timeout(CLIENT_TIMEOUT):
+            reader, writer = await asyncio.open_connection(LOOPBACK, port)
+            greeting = await reader.readexactly(len(b"Welcome!"))
+    except (TimeoutError, OSError, asyncio.IncompleteReadError):
+        return None
+    finally:
+        if writer is not None:
+            writer.close()
+    return time.monotonic() - started if greeting.startswith(b"Welcome!") else None
+
+
+async def _bursts(port: int) -> Burst:
+    waits: list[float] = []
+    ungreeted = 0
+    for _ in range(BURSTS):
+        results = await asyncio.gather(*(_client(port) for _ in range(BURST)))
+        waits.extend(wait for wait in results if wait is not None)
+        ungreeted += sum(wait is None for wait in results)
+    return Burst(waits, ungreeted)
+
+
+def serving(listen: str) -> RunningServer:
+    """
+    C{twist net --listen LISTEN}, TCP only, without a per-peer limit (all
+    clients come from 127.0.0.1).
+    """
+    return start_server(["--listen", listen, "--no-udp", "--max-per-peer", "0"])
+
+
+def burst_against(server: RunningServer) -> Burst:
+    """
+    Connect 1,000 clients to C{server} in bursts of 200.
+    """
+    return asyncio.run(_bursts(server.tcp_port))
+
+
+def test_every_client_of_a_burst_is_greeted() -> None:
+    """
+    With the default backlog, every client is greeted, each within about
+    2 s, and none waited as long as the kernel's first retransmission of a
+    dropped handshake (1 s): with C{backlog=50} some do, even when all are
+    greeted in the end.
+    """
+    server = serving(f"tcp:0:interface={LOOPBACK}")
+    try:
+        burst = burst_against(server)
+    finally:
+        server.stop()
+    assert burst.ungreeted == 0
+    assert len(burst.waits) == BURSTS * BURST
+    assert max(burst.waits) < GREETED_WITHIN
+    assert burst.slow == 0, sorted(burst.waits)[-5:]
+
+
+@pytest.mark.skipif(listen_overflows() is None, reason="no /proc/net/netstat to read")
+def test_twisteds_default_backlog_leaves_clients_waiting() -> None:
+    """
+    The same bursts against C{backlog=50} (Twisted's default) overflow the
+    listen queue: clients wait more than a second, or for ever; so the test
+    above can fail.  The server logs the overflows (C{listen_overflows}).
+    """
+    server = serving(f"tcp:0:interface={LOOPBACK}:backlog=50")
+    try:
+        burst = burst_against(server)
+        logged = server.wait_for(
+            lambda event: event.get("event") == "listen_overflows",
+            timeout=OVERFLOW_INTERVAL + 5,
+        )
+    finally:
+        server.stop()
+    assert burst.ungreeted + burst.slow > 0, burst.waits
+    assert logged["count"] > 0 and logged["total"] >= logged["count"]
