@@ -33,8 +33,9 @@ from twisted.python.failure import Failure
 
 from twisted_net.config import ServerConfig
 from twisted_net.hello import split_seed_read
-from twisted_net.netepoll.fastpaths import LeanDatagramPort, accepter
+from twisted_net.netepoll.accept import accepter
 from twisted_net.netepoll.reactor import WriteThroughServer
+from twisted_net.netepoll.udp import LeanDatagramPort
 from twisted_net.server.datagram import GreetingDatagramProtocol
 from twisted_net.server.stream import GreetingFactory, SeedProtocol
 from twisted_net.tap import Options

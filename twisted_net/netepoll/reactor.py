@@ -39,7 +39,7 @@ instructions per message):
     the end of the iteration instead of through an epoll writer and an
     empty C{send}, and the socket is closed without a C{shutdown(2)} first.
 
-UDP ports are L{twisted_net.netepoll.fastpaths.LeanDatagramPort}s, which
+UDP ports are L{twisted_net.netepoll.udp.LeanDatagramPort}s, which
 read datagrams in batches for protocols that take them.  Everything else
 (timers, threads, signals, TLS, clients, endpoints, socket adoption) is
 inherited unchanged.
@@ -65,7 +65,7 @@ from twisted.internet.posixbase import _NO_FILEDESC
 from twisted.python import log
 from twisted.python.failure import Failure
 
-from twisted_net.netepoll.fastpaths import LeanDatagramPort
+from twisted_net.netepoll.udp import LeanDatagramPort
 
 __all__ = ["NetReactor", "WriteThroughPort", "WriteThroughServer", "install"]
 

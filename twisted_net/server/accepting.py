@@ -29,7 +29,7 @@ from twisted.internet.protocol import Factory
 
 from twisted_net.address import format_host_port
 from twisted_net.logs import NamedLogger
-from twisted_net.netepoll.fastpaths import accepter
+from twisted_net.netepoll.accept import accepter
 from twisted_net.server.stats import RefusalLog
 
 __all__ = ["ACCEPT_BACKOFF", "GuardedListeningReactor", "GuardedPort"]
