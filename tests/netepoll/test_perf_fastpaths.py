@@ -20,6 +20,7 @@ import pytest
 import pytest_twisted
 from hypothesis import given
 from hypothesis import strategies as st
+from netepoll_fakes import FakeTransportReactor
 from twisted.application.twist._options import TwistOptions
 from twisted.internet import defer, reactor, tcp
 from twisted.internet import main as twisted_main
@@ -34,7 +35,7 @@ from twisted.python.failure import Failure
 from twisted_net.config import ServerConfig
 from twisted_net.hello import split_seed_read
 from twisted_net.netepoll.accept import accepter
-from twisted_net.netepoll.reactor import WriteThroughServer
+from twisted_net.netepoll.transport import WriteThroughServer
 from twisted_net.netepoll.udp import LeanDatagramPort
 from twisted_net.server.datagram import GreetingDatagramProtocol
 from twisted_net.server.stream import GreetingFactory, SeedProtocol
@@ -83,32 +84,10 @@ class FakeSocket:
         return 99
 
 
-class FakeReactor:
+class FakeReactor(FakeTransportReactor):
     """
     What a transport asks of L{twisted_net.netepoll.reactor.NetReactor}.
     """
-
-    def __init__(self) -> None:
-        self.flush_list: list[WriteThroughServer] = []
-        # NetReactor's flush list, which a transport's write appends to.
-        self._unflushed = self.flush_list
-        self.readers: set[Any] = set()
-        self.writers: set[Any] = set()
-
-    def flush_at_end_of_iteration(self, transport: WriteThroughServer) -> None:
-        self.flush_list.append(transport)
-
-    def addReader(self, selectable: Any) -> None:
-        self.readers.add(selectable)
-
-    def removeReader(self, selectable: Any) -> None:
-        self.readers.discard(selectable)
-
-    def addWriter(self, selectable: Any) -> None:
-        self.writers.add(selectable)
-
-    def removeWriter(self, selectable: Any) -> None:
-        self.writers.discard(selectable)
 
 
 class Recorder(Protocol):

@@ -63,7 +63,8 @@ def _server_transport(reactor: Any) -> type[tcp.Server]:
     The connection class the reactor's own C{listenTCP} would use (the
     write-through one of L{twisted_net.netepoll.reactor.NetReactor}).
     """
-    from twisted_net.netepoll.reactor import NetReactor, WriteThroughServer
+    from twisted_net.netepoll.reactor import NetReactor
+    from twisted_net.netepoll.transport import WriteThroughServer
 
     return WriteThroughServer if isinstance(reactor, NetReactor) else tcp.Server
 

@@ -1,0 +1,64 @@
+"""
+How the C{netepoll} reactor and its TCP server transport meet, and nowhere
+else.
+
+The reactor asks of a L{WriteThroughServer}:
+  - L{WriteThroughServer.doRead}: the one read path, called for every read
+    event of the transport's descriptor;
+  - L{WriteThroughServer.send_queued}: the one send path, called once for each
+    transport on the flush queue before the reactor next waits.
+Both return C{None} or why the connection is lost, as Twisted's C{doRead} and
+C{doWrite} do, and the reactor hands that to its C{_disconnectSelectable}.
+
+A transport asks of its reactor what L{TransportReactor} lists, besides
+Twisted's own C{IReactorFDSet}: it queues itself for the flush by appending
+itself to the reactor's C{_unflushed} list, once (its C{_flush_queued} flag,
+which L{WriteThroughServer.send_queued} clears), and it asks the reactor to
+register and to forget its descriptor.  The transport never touches the
+reactor's epoll object or its descriptor tables.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from twisted_net.netepoll.transport import WriteThroughServer
+
+__all__ = ["TransportReactor"]
+
+
+class TransportReactor(Protocol):
+    """
+    What a L{WriteThroughServer} asks of its reactor, besides Twisted's
+    C{IReactorFDSet}.  L{twisted_net.netepoll.reactor.NetReactor} is the
+    one implementation.
+    """
+
+    _unflushed: list[WriteThroughServer]
+    """The end-of-iteration flush queue: a transport appends itself, once
+    (while its C{_flush_queued} is set), and the reactor calls its C{send_queued}
+    before it next waits."""
+
+    def watch_new_connection(self, fd: int, transport: WriteThroughServer) -> None:
+        """
+        Watch C{fd}, a socket the reactor has never seen, for reading.
+        """
+
+    def forget_until_close(self, fd: int) -> bool:
+        """
+        Stop dispatching C{fd}'s events, leaving it in the epoll set for the
+        coming close to remove; C{False} if the reactor could not (it watches
+        C{fd} for writing too) and nothing changed.
+        """
+
+    def unregister_forgotten(self, fd: int) -> None:
+        """
+        Remove from the epoll set a C{fd} that L{forget_until_close} forgot.
+        """
+
+    def forget_lost(self, fd: int, in_epoll_unknown: bool) -> bool:
+        """
+        Forget C{fd}, whose socket is about to be closed (the close removes it
+        from the epoll set); C{False} if the reactor did not know it.
+        """

@@ -1,0 +1,415 @@
+"""
+The TCP server transport of the C{netepoll} reactor and its listening port.
+
+L{WriteThroughServer} is Twisted's C{tcp.Server} whose writes are sent by the
+reactor at the end of the iteration instead of after a round through epoll
+(upstream ticket 5303), with Twisted's own code for everything else:
+buffering, producers, half-close, TLS.  How it meets the reactor is in
+L{twisted_net.netepoll.interface}; the figures behind each shortcut are in
+docs/PERFORMANCE.md, section "The netepoll reactor".
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno
+import os
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from twisted.internet import tcp
+from twisted.internet.address import IPv6Address
+from twisted.internet.error import ConnectionAborted
+from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
+from twisted.python.failure import Failure
+
+__all__ = ["WriteThroughPort", "WriteThroughServer"]
+
+_close_socket = _socket.socket.close
+_CLEAN_CLOSE = Failure(CONNECTION_DONE)
+_join = b"".join
+
+_read_descriptor = os.read
+"""How a transport's descriptor is read (a seam for tests)."""
+_write_descriptor = os.write
+"""How a transport's descriptor is written (a seam for tests)."""
+
+
+class WriteThroughServer(tcp.Server):
+    """
+    A server-side TCP transport whose writes are sent by the reactor at the
+    end of the current iteration, without a round through epoll.
+
+    Writes through a C{startTLS} layer, writes to a transport with bytes
+    already waiting for writability and anything but C{bytes} take
+    Twisted's unchanged path.  C{loseConnection} with nothing unsent closes
+    at the end of the iteration, and C{connectionLost} closes the socket
+    without a C{shutdown(2)} first.
+
+    @ivar descriptor: the socket's file descriptor (while connected).
+    @ivar _flush_queued: this transport is on the reactor's flush queue.
+    @ivar _plain: nothing but plain writes has happened: no TLS, no
+        C{loseConnection}, C{loseWriteConnection} or C{abortConnection}, no
+        pull producer, still connected.  Once false, writes and flushes take
+        Twisted's general paths for good.
+    @ivar _in_epoll_unknown: the socket is still in the epoll set for
+        reading, but the reactor no longer knows it (L{_stop_reading}).
+    """
+
+    _flush_queued = False
+    _shouldShutdown = False
+    _in_epoll_unknown = False
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol: Any,
+        client: tuple[Any, ...],
+        server: Any,
+        sessionno: int,
+        reactor: Any,
+    ) -> None:
+        # tcp.Server.__init__ with Connection's and FileDescriptor's, minus
+        # the two strings (see logstr and repstr below).
+        if not reactor:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self._tempDataBuffer: list[bytes] = []
+        self._tempDataLen = 0
+        self.socket = sock
+        sock.setblocking(False)
+        self.fileno = sock.fileno
+        self.descriptor = sock.fileno()
+        self.protocol = protocol
+        if len(client) != 2:
+            self._addressType = IPv6Address
+        self.server = server
+        self.client = client
+        self.sessionno = sessionno
+        self.hostname = client[0]
+        # Class attributes of Twisted's that the per-message path reads, as
+        # instance attributes (docs/PERFORMANCE.md: fewer attribute lookups).
+        self.dataBuffer = b""
+        self.offset = 0
+        self.bufferSize = self.bufferSize
+        self.TLS = False
+        self.disconnecting = 0
+        self.producerPaused = False
+        self._aborting = False
+        self._writeDisconnecting = False
+        self._writeDisconnected = False
+        self._flush_queued = False
+        self._plain = True
+        reactor.watch_new_connection(self.descriptor, self)
+        self.connected = 1
+
+    @property
+    def logstr(self) -> str:
+        """
+        The log prefix Twisted formats in C{Server.__init__}: the protocol's
+        log prefix, the session number and the peer's host.
+        """
+        made: str | None = self.__dict__.get("_logstr")
+        if made is None:
+            protocol = self.__dict__.get("protocol")
+            prefix = "Uninitialized" if protocol is None else self._getLogPrefix(protocol)
+            made = self.__dict__["_logstr"] = f"{prefix},{self.sessionno},{self.hostname}"
+        return made
+
+    @logstr.setter
+    def logstr(self, value: str) -> None:
+        self.__dict__["_logstr"] = value
+
+    @property
+    def repstr(self) -> str:
+        """
+        What C{repr} gives, as C{Server.__init__} formats it.
+        """
+        made: str | None = self.__dict__.get("_repstr")
+        if made is None:
+            protocol = self.__dict__.get("protocol")
+            name = type(protocol).__name__ if protocol is not None else "Connection"
+            where = getattr(self.server, "_realPortNumber", None)
+            made = self.__dict__["_repstr"] = f"<{name} #{self.sessionno} on {where}>"
+        return made
+
+    @repstr.setter
+    def repstr(self, value: str) -> None:
+        self.__dict__["_repstr"] = value
+
+    def doRead(self) -> object:  # type: ignore[override]
+        """
+        Read what the peer sent and give it to the protocol, as
+        C{tcp.Connection.doRead} does; the reactor's one read path.
+
+        @return: C{None}, or why the connection is lost.
+        """
+        try:
+            data = _read_descriptor(self.descriptor, self.bufferSize)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return CONNECTION_LOST
+        if data:
+            self.protocol.dataReceived(data)
+            return None
+        return CONNECTION_DONE
+
+    def write(self, data: bytes) -> None:
+        """
+        Queue C{data} to be sent by the reactor at the end of this iteration
+        (see the class docstring); what this fast path does not cover takes
+        Twisted's own C{write}.
+        """
+        if type(data) is not bytes or not self._plain or self.dataBuffer:
+            # TLS, a closing, aborted or lost connection, or not bytes; or
+            # bytes waiting for writability (this transport is an epoll
+            # writer already).
+            super().write(data)
+            return
+        if not data:
+            return
+        self._tempDataBuffer.append(data)
+        self._tempDataLen += len(data)
+        if self._tempDataLen > self.bufferSize:
+            self._maybePauseProducer()
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.reactor._unflushed.append(self)  # type: ignore[attr-defined]
+
+    # What ends the plain state (see _plain in the class docstring).  Each
+    # of these is how Twisted sets one of TLS, _aborting, disconnecting,
+    # _writeDisconnecting (then _writeDisconnected), connected = 0, or
+    # registers a pull producer.
+
+    def startTLS(self, *args: Any, **kwargs: Any) -> None:
+        self._plain = False
+        super().startTLS(*args, **kwargs)
+
+    def abortConnection(self) -> None:
+        self._plain = False
+        super().abortConnection()
+
+    def loseWriteConnection(self) -> None:
+        self._plain = False
+        super().loseWriteConnection()
+
+    def writeSequence(self, iovec: Iterable[bytes]) -> None:
+        if self.TLS:
+            super().writeSequence(iovec)
+            return
+        self.write(b"".join(iovec))
+
+    def loseConnection(self, _connDone: Failure = _CLEAN_CLOSE) -> None:
+        """
+        Close once everything written is sent, as Twisted does, but let the
+        reactor's end-of-iteration flush do it when no bytes are waiting for
+        writability.
+        """
+        self._plain = False
+        if (
+            self.TLS
+            or not self.connected
+            or self.disconnecting
+            or self._writeDisconnected
+            or self.offset != len(self.dataBuffer)
+        ):
+            super().loseConnection()
+            return
+        self._stop_reading()
+        self.disconnecting = 1
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.reactor._unflushed.append(self)  # type: ignore[attr-defined]
+
+    def send_first(self, data: bytes) -> None:
+        """
+        Send the first bytes of a connection (a greeting) at once instead of
+        at the end of the iteration: with nothing written before there is
+        nothing to keep together, and this saves the flush-list round
+        (three calls a connection).  Anything but the plain case, and what
+        the kernel does not take at once, goes through L{write}; so does a
+        failing C{send}, whose error the end-of-iteration flush meets again
+        and reports as Twisted would.
+        """
+        if type(data) is not bytes or not self._plain or self._tempDataLen or self.dataBuffer:
+            self.write(data)
+            return
+        try:
+            sent = self.socket.send(data)
+        except OSError:
+            sent = 0
+        if sent < len(data):
+            self.write(data[sent:])
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """
+        Twisted's C{registerProducer} (C{FileDescriptor}'s, reached through
+        the TLS mixin's) in one call when no TLS layer is started.
+        """
+        if not streaming:
+            self._plain = False
+        if self.TLS or self.producer is not None or self.disconnected:
+            super().registerProducer(producer, streaming)
+            return
+        self.producer = producer
+        self.streamingProducer = streaming
+        if not streaming:
+            producer.resumeProducing()
+
+    def unregisterProducer(self) -> None:
+        """
+        Twisted's C{unregisterProducer}, in one call when no TLS layer is
+        started.
+        """
+        if self.TLS:
+            super().unregisterProducer()
+            return
+        self.producer = None
+        if self.connected and self.disconnecting:
+            self.startWriting()
+
+    def _stop_reading(self) -> None:
+        """
+        C{stopReading} for a connection about to close: the reactor forgets
+        the socket but leaves it in the epoll set, which the close at the end
+        of this iteration leaves for free.  Should the connection not close
+        then after all (L{startWriting}, L{startReading}), the C{epoll_ctl}
+        is made first.
+        """
+        if self.reactor.forget_until_close(self.descriptor):  # type: ignore[attr-defined]
+            self._in_epoll_unknown = True
+        else:
+            self.stopReading()
+
+    def startReading(self) -> None:
+        """
+        Watch for readability (Twisted's, after leaving the epoll set if
+        L{_stop_reading} left the socket there).
+        """
+        if self._in_epoll_unknown:
+            self._in_epoll_unknown = False
+            self.reactor.unregister_forgotten(self.descriptor)  # type: ignore[attr-defined]
+        super().startReading()
+
+    def startWriting(self) -> None:
+        """
+        Watch for writability (Twisted's, after leaving the epoll set if
+        L{_stop_reading} left the socket there).
+        """
+        if self._in_epoll_unknown:
+            self._in_epoll_unknown = False
+            self.reactor.unregister_forgotten(self.descriptor)  # type: ignore[attr-defined]
+        super().startWriting()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Twisted's C{Connection.connectionLost} and
+        C{FileDescriptor.connectionLost} in one: stop the producer, forget
+        the socket in the reactor, close it, tell the protocol.
+        """
+        try:
+            sock = self.socket
+        except AttributeError:
+            # Called twice (see tcp.Connection.connectionLost).
+            return
+        self._plain = False
+        self.disconnected = 1
+        self.connected = 0
+        if self.producer is not None:
+            self.producer.stopProducing()
+            self.producer = None
+        if not self.reactor.forget_lost(self.descriptor, self._in_epoll_unknown):  # type: ignore[attr-defined]
+            self.stopReading()
+            self.stopWriting()
+        self._in_epoll_unknown = False
+        orderly = not issubclass(reason.type, ConnectionAborted)  # type: ignore[arg-type]
+        if orderly and not self._shouldShutdown:
+            try:
+                if type(sock) is socket.socket:
+                    # socket.close() without its Python-level calls.
+                    sock._closed = True  # type: ignore[attr-defined]
+                    _close_socket(sock)
+                else:
+                    sock.close()
+            except OSError:
+                pass
+        else:
+            self._closeSocket(orderly)
+        protocol = self.protocol
+        del self.protocol
+        del self.socket
+        del self.fileno
+        protocol.connectionLost(reason)
+
+    def send_queued(self) -> object:
+        """
+        Send what was written this iteration; the reactor calls it for each
+        transport on its flush queue, the one send path.
+
+        The common case, only this iteration's bytes queued and no paused
+        producer waiting on them, is one C{write(2)} (then, after
+        C{loseConnection}, the close); everything else is Twisted's
+        C{doWrite}.  What the kernel does not take waits for writability.
+
+        @return: C{None}, or why the connection is lost (C{CONNECTION_DONE}
+            once a requested close can happen), as C{doWrite} returns.
+        """
+        self._flush_queued = False
+        if self._plain:
+            if self.dataBuffer or self.producerPaused:
+                return self._write_as_twisted()
+        elif not self.connected or self._aborting:
+            return None
+        elif (
+            self.dataBuffer
+            or self._writeDisconnecting
+            or (self.producer is not None and (self.producerPaused or not self.streamingProducer))
+        ):
+            return self._write_as_twisted()
+        elif not self._tempDataLen:
+            return self._postLoseConnection() if self.disconnecting else None
+        chunks = self._tempDataBuffer
+        data = _join(chunks)  # the chunk itself when there is one
+        chunks.clear()
+        self._tempDataLen = 0
+        try:
+            sent = _write_descriptor(self.descriptor, data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as error:
+            if error.errno != errno.ENOBUFS:
+                return CONNECTION_LOST
+            sent = 0
+        if sent != len(data):
+            self.dataBuffer = data
+            self.offset = sent
+            self.startWriting()
+            return None
+        if self.disconnecting:
+            return self._postLoseConnection()
+        return None
+
+    def _write_as_twisted(self) -> object:
+        """
+        Twisted's C{doWrite}, then watch for writability if bytes are left.
+        """
+        why = self.doWrite()
+        if not why and self.has_unsent_data():
+            self.startWriting()
+        return why
+
+    def has_unsent_data(self) -> bool:
+        """
+        Whether bytes written are still waiting for the kernel to take them.
+        """
+        return bool(self._tempDataLen or self.offset != len(self.dataBuffer))
+
+
+class WriteThroughPort(tcp.Port):
+    """
+    A listening TCP port whose connections use L{WriteThroughServer}.
+    """
+
+    transport = WriteThroughServer
