@@ -26,6 +26,7 @@ from twisted.internet.posixbase import _NO_FILEDESC
 from twisted.python import log
 from twisted.python.failure import Failure
 
+from twisted_net.netepoll.accept import accepter
 from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer
 from twisted_net.netepoll.udp import LeanDatagramPort
 
@@ -47,13 +48,20 @@ class NetReactor(EPollReactor):
     C{EPollReactor} with write-through TCP server transports and direct
     event dispatch.
 
+    Two hooks for code that builds its own listening ports for this reactor
+    (an accept guard, say), each asked for with C{getattr} and a default,
+    so that such code need not know this reactor:
+
     @cvar serverTransport: the class of the server-side TCP connections
-        this reactor's C{listenTCP} makes.  Code that builds its own
-        listening ports for this reactor (an accept guard, say) asks for it
-        with C{getattr(reactor, "serverTransport", tcp.Server)}.
+        this reactor's C{listenTCP} makes
+        (C{getattr(reactor, "serverTransport", tcp.Server)}).
+    @cvar makeAccepter: C{makeAccepter(listeningSocket)} gives a function
+        that accepts one connection as C{listeningSocket.accept} does, only
+        cheaper (L{twisted_net.netepoll.accept.accepter}).
     """
 
     serverTransport = WriteThroughServer
+    makeAccepter = staticmethod(accepter)
     _stop_signalled = False
 
     def __init__(self) -> None:

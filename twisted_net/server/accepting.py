@@ -29,7 +29,6 @@ from twisted.internet.protocol import Factory
 
 from twisted_net.address import format_host_port
 from twisted_net.logs import NamedLogger
-from twisted_net.netepoll.accept import accepter
 from twisted_net.server.stats import RefusalLog
 
 __all__ = ["ACCEPT_BACKOFF", "GuardedListeningReactor", "GuardedPort"]
@@ -60,13 +59,25 @@ def _printable(address: Any) -> str:
 
 def _server_transport(reactor: Any) -> type[tcp.Server]:
     """
-    The connection class the reactor's own C{listenTCP} would use (the
-    write-through one of L{twisted_net.netepoll.reactor.NetReactor}).
+    The connection class the reactor's own C{listenTCP} would use: the one it
+    offers as C{serverTransport} (the C{netepoll} reactor does), else
+    Twisted's C{tcp.Server}.
     """
-    from twisted_net.netepoll.reactor import NetReactor
-    from twisted_net.netepoll.transport import WriteThroughServer
+    transport: type[tcp.Server] = getattr(reactor, "serverTransport", tcp.Server)
+    return transport
 
-    return WriteThroughServer if isinstance(reactor, NetReactor) else tcp.Server
+
+def _accepter(reactor: Any, listener: socket.socket) -> Callable[[], tuple[socket.socket, Any]]:
+    """
+    A function accepting one connection from C{listener}: the one the reactor
+    makes with its C{makeAccepter} (the C{netepoll} reactor's is cheaper per
+    connection), else the socket's own C{accept}.
+    """
+    make = getattr(reactor, "makeAccepter", None)
+    if make is None:
+        return listener.accept
+    accept: Callable[[], tuple[socket.socket, Any]] = make(listener)
+    return accept
 
 
 class GuardedPort(tcp.Port):
@@ -110,7 +121,7 @@ class GuardedPort(tcp.Port):
         super().startListening()
         if self._reserve is None:
             self._reserve = _reserve_descriptor()
-        self._accept_one = accepter(self.socket)
+        self._accept_one = _accepter(self.reactor, self.socket)
         self._accept_source = self.socket
 
     def doRead(self) -> None:
@@ -269,6 +280,9 @@ class GuardedListeningReactor:
         if self._inherited is not None:
             # Bound and listening already (a worker of twist net --workers):
             # tcp.Port serves it instead of binding, and never shuts it down.
+            # Private, but Twisted's own way in (adoptStreamPort sets it);
+            # adoptStreamPort itself would make the reactor's port, without
+            # this guard.
             listening._preexistingSocket, self._inherited = self._inherited, None
         listening.startListening()
         return listening
