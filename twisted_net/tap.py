@@ -66,18 +66,19 @@ _framing.coerceDoc = ""  # type: ignore[attr-defined]
 
 def prefer_fast_reactor() -> None:
     """
-    Install L{twisted_net.netepoll.reactor.NetReactor} unless a reactor is already
+    Install L{twisted_net.netepoll.install}'s reactor unless a reactor is already
     installed (C{twist --reactor NAME} installs its choice before this runs,
     so the choice stays free); where epoll is missing, Twisted's default
     stays.
     """
     if "twisted.internet.reactor" in sys.modules:
         return
+    from twisted_net.netepoll import install
+
     try:
-        from twisted_net.netepoll.reactor import install
+        install()  # checked: Twisted's epoll reactor if netepoll's internals moved
     except ImportError:
         return
-    install()
 
 
 class Options(usage.Options):
