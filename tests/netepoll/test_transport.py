@@ -1,0 +1,210 @@
+"""
+How the C{netepoll} reactor and its transport meet
+(L{twisted_net.netepoll.interface}): one read path, one send path, one flush
+queue, and a transport that needs nothing of its reactor beyond the
+interface.  The reactor's hooks for code that builds its own ports.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+from netepoll_fakes import FakeTransportReactor
+from twisted.internet import tcp
+from twisted.internet.main import CONNECTION_DONE
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+
+import twisted_net.netepoll.transport as transport_module
+from twisted_net.netepoll.accept import accepter
+from twisted_net.netepoll.reactor import NetReactor
+from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer
+
+LOOPBACK = "127.0.0.1"
+
+
+class Echo(Protocol):
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+        self.transport.write(data)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def net_reactor() -> Iterator[NetReactor]:
+    reactor = NetReactor()
+    try:
+        yield reactor
+    finally:
+        for selectable in reactor.removeAll():
+            if isinstance(selectable, WriteThroughServer) and "socket" in vars(selectable):
+                selectable.socket.close()
+        reactor._poller.close()
+
+
+def served(reactor: Any) -> tuple[WriteThroughServer, socket.socket, Echo]:
+    listener = socket.create_server((LOOPBACK, 0))
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    accepted, address = listener.accept()
+    listener.close()
+    protocol = Echo()
+    transport = WriteThroughServer(accepted, protocol, address, None, 1, reactor)
+    protocol.makeConnection(transport)
+    return transport, client, protocol
+
+
+def turn(reactor: NetReactor, until: Any, rounds: int = 100) -> None:
+    for _ in range(rounds):
+        if until():
+            return
+        reactor.doPoll(0.02)
+    assert until()
+
+
+class Calls:
+    """
+    Counts the calls of a function.
+    """
+
+    def __init__(self, function: Any) -> None:
+        self.count = 0
+
+        def counted(*args: Any) -> Any:
+            self.count += 1
+            return function(*args)
+
+        self.counted = counted
+
+
+def test_every_read_is_the_transports_do_read(
+    net_reactor: NetReactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The reactor reads a server transport only through its C{doRead}, for a
+    plain read event and for one that comes with writability (Twisted's
+    C{_doReadOrWrite}) alike.
+    """
+    reads = Calls(WriteThroughServer.doRead)
+    monkeypatch.setattr(WriteThroughServer, "doRead", reads.counted)
+    descriptor_reads = Calls(transport_module._read_descriptor)
+    monkeypatch.setattr(transport_module, "_read_descriptor", descriptor_reads.counted)
+    transport, client, protocol = served(net_reactor)
+    with client:
+        client.sendall(b"Michael")
+        turn(net_reactor, lambda: protocol.received == [b"Michael"])
+        assert reads.count == descriptor_reads.count == 1
+        # Readable and writable at once: the combined event.
+        transport.startWriting()
+        client.sendall(b"Tracy")
+        turn(net_reactor, lambda: protocol.received == [b"Michael", b"Tracy"])
+        assert reads.count == descriptor_reads.count == 2
+        transport.stopWriting()
+
+
+def test_every_send_is_the_transports_send_queued(
+    net_reactor: NetReactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    What a transport writes leaves through its C{send_queued}, once per
+    iteration however many writes it got, called by the reactor's flush.
+    """
+    sends = Calls(WriteThroughServer.send_queued)
+    monkeypatch.setattr(WriteThroughServer, "send_queued", sends.counted)
+    writes = Calls(transport_module._write_descriptor)
+    monkeypatch.setattr(transport_module, "_write_descriptor", writes.counted)
+    transport, client, _ = served(net_reactor)
+    with client:
+        transport.write(b"Hello, ")
+        transport.write(b"M!")
+        assert net_reactor._unflushed == [transport]
+        net_reactor.doPoll(0)
+        assert sends.count == writes.count == 1
+        assert client.recv(100) == b"Hello, M!"
+        transport.loseConnection()
+        assert net_reactor._unflushed == [transport]
+        net_reactor.doPoll(0)
+        assert sends.count == 2 and writes.count == 1
+        assert client.recv(100) == b""
+
+
+def test_the_flush_queue_holds_a_transport_once() -> None:
+    reactor = FakeTransportReactor()
+    transport, client, _ = served(reactor)
+    with client:
+        transport.write(b"a")
+        transport.write(b"b")
+        transport.loseConnection()
+        assert reactor.flush_list == [transport]
+        assert transport.send_queued() is CONNECTION_DONE
+        assert not transport._flush_queued
+        assert client.recv(100) == b"ab"
+        transport.connectionLost(Failure(CONNECTION_DONE))
+
+
+def test_the_transport_needs_only_the_interface() -> None:
+    """
+    A whole connection (set-up, reads, writes, a close, the loss) runs on a
+    reactor that has only the interface and C{IReactorFDSet}: none of the
+    epoll reactor's tables or its epoll object.
+    """
+    reactor = FakeTransportReactor()
+    for private in ("_poller", "_reads", "_writes", "_selectables"):
+        assert not hasattr(reactor, private)
+    transport, client, protocol = served(reactor)
+    with client:
+        assert reactor.readers == {transport}
+        client.sendall(b"Sarah")
+        select.select([transport.socket], [], [], 5)
+        assert transport.doRead() is None
+        assert protocol.received == [b"Sarah"]
+        assert transport.send_queued() is None
+        assert client.recv(100) == b"Sarah"
+        transport.loseConnection()
+        why = transport.send_queued()
+        assert why is CONNECTION_DONE
+        transport.connectionLost(Failure(why))
+        assert reactor.readers == set() and reactor.writers == set()
+        assert client.recv(100) == b""
+
+
+def test_net_reactor_is_a_transport_reactor(net_reactor: NetReactor) -> None:
+    """
+    L{NetReactor} implements every method of the interface the transport
+    asks for (the fake above stands in for it in the unit tests).
+    """
+    for name in ("watch_new_connection", "forget_until_close", "unregister_forgotten"):
+        assert callable(getattr(net_reactor, name))
+    assert callable(net_reactor.forget_lost)
+    assert net_reactor._unflushed == []
+
+
+def test_the_reactor_offers_its_transport_and_accepter(net_reactor: NetReactor) -> None:
+    assert net_reactor.serverTransport is WriteThroughServer
+    assert net_reactor.makeAccepter is accepter
+    port = net_reactor.listenTCP(0, Factory.forProtocol(Protocol), interface=LOOPBACK)
+    try:
+        assert isinstance(port, WriteThroughPort)
+        assert port.transport is net_reactor.serverTransport
+    finally:
+        port.stopListening()
+
+
+def test_another_reactor_offers_no_hooks() -> None:
+    """
+    What C{getattr(reactor, "serverTransport", tcp.Server)} falls back to
+    on Twisted's own reactors.
+    """
+    from twisted.internet.epollreactor import EPollReactor
+
+    stock = EPollReactor()
+    try:
+        assert getattr(stock, "serverTransport", tcp.Server) is tcp.Server
+        assert getattr(stock, "makeAccepter", None) is None
+    finally:
+        cast(Any, stock)._poller.close()
