@@ -7,6 +7,7 @@ interface.  The reactor's hooks for code that builds its own ports.
 
 from __future__ import annotations
 
+import errno
 import select
 import socket
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from typing import Any, cast
 
 import pytest
 from netepoll_fakes import FakeTransportReactor
+from twisted.internet import main as twisted_main
 from twisted.internet import tcp
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.main import CONNECTION_DONE
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
@@ -208,3 +211,203 @@ def test_another_reactor_offers_no_hooks() -> None:
         assert getattr(stock, "makeAccepter", None) is None
     finally:
         cast(Any, stock)._poller.close()
+
+
+# WriteThroughServer on a fake socket -------------------------------------------
+
+
+class FakeSocket:
+    """
+    Records sends, shutdowns and closes; C{recv} pops C{incoming}, where an
+    C{OSError} is raised instead of returned.
+    """
+
+    def __init__(self) -> None:
+        self.sends: list[bytes] = []
+        self.calls: list[str] = []
+        self.incoming: list[bytes | OSError] = []
+
+    def send(self, data: Any) -> int:
+        self.sends.append(bytes(data))
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        item = self.incoming.pop(0)
+        if isinstance(item, OSError):
+            raise item
+        return item
+
+    def shutdown(self, how: int) -> None:
+        self.calls.append(f"shutdown({how})")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def setsockopt(self, *args: Any) -> None:
+        self.calls.append("setsockopt")
+
+    def fileno(self) -> int:
+        return 99
+
+
+class FakeReactor(FakeTransportReactor):
+    """
+    What a transport asks of L{twisted_net.netepoll.reactor.NetReactor}.
+    """
+
+
+class Recorder(Protocol):
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.lost: list[Any] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost.append(reason)
+
+
+def make_transport() -> tuple[WriteThroughServer, FakeSocket, FakeReactor, Recorder]:
+    sock = FakeSocket()
+    fake_reactor = FakeReactor()
+    protocol = Recorder()
+    no_port: Any = None
+    transport = WriteThroughServer(
+        cast(Any, sock), protocol, (LOOPBACK, 5555), no_port, 1, cast(Any, fake_reactor)
+    )
+    protocol.makeConnection(transport)
+    return transport, sock, fake_reactor, protocol
+
+
+class FakePort:
+    _realPortNumber = 9999
+
+
+def test_transport_state_is_twisteds_own() -> None:
+    """
+    The lean constructor leaves a transport with the same state as
+    L{tcp.Server}'s (so that a Twisted upgrade adding some shows up here),
+    and the log prefix and C{repr} Twisted would have formatted, made on
+    demand and still there after the connection is gone.
+    """
+    ours = WriteThroughServer(
+        cast(Any, FakeSocket()),
+        Recorder(),
+        (LOOPBACK, 5555),
+        cast(Any, FakePort()),
+        7,
+        cast(Any, FakeReactor()),
+    )
+    twisteds = tcp.Server(
+        cast(Any, FakeSocket()),
+        Recorder(),
+        (LOOPBACK, 5555),
+        cast(Any, FakePort()),
+        7,
+        cast(Any, FakeReactor()),
+    )
+    assert ours.logPrefix() == twisteds.logPrefix() == f"Recorder,7,{LOOPBACK}"
+    assert repr(ours) == repr(twisteds) == "<Recorder #7 on 9999>"
+    made = {"_logstr", "_repstr"}
+    # Class attributes of Twisted's that the lean transport copies into the
+    # instance (they are read on every message), with Twisted's values, and
+    # the descriptor it reads and writes.
+    copied = {
+        "dataBuffer",
+        "offset",
+        "bufferSize",
+        "TLS",
+        "disconnecting",
+        "producerPaused",
+        "_aborting",
+        "_writeDisconnecting",
+        "_writeDisconnected",
+    }
+    for name in copied:
+        assert name not in vars(twisteds)
+        assert getattr(ours, name) == getattr(twisteds, name), name
+    assert ours.descriptor == ours.socket.fileno()
+    own = made | copied | {"descriptor", "_flush_queued", "_plain"}
+    assert set(vars(ours)) - own == set(vars(twisteds)) - {"logstr", "repstr"}
+    ours.connectionLost(Failure(twisted_main.CONNECTION_DONE))
+    assert ours.logPrefix() == f"Recorder,7,{LOOPBACK}"
+    ours.repstr = "<set by _fromConnectedSocket>"
+    assert repr(ours) == "<set by _fromConnectedSocket>"
+
+
+def test_read_hands_bytes_to_the_protocol() -> None:
+    transport, sock, _, protocol = make_transport()
+    sock.incoming = [b"Michael", BlockingIOError(errno.EAGAIN, "nothing")]
+    assert transport.doRead() is None
+    assert transport.doRead() is None
+    assert protocol.received == [b"Michael"]
+
+
+@pytest.mark.parametrize(
+    ("incoming", "expected"),
+    [
+        (b"", twisted_main.CONNECTION_DONE),
+        (OSError(errno.ECONNRESET, "reset"), twisted_main.CONNECTION_LOST),
+    ],
+)
+def test_read_reports_end_and_errors_as_twisted_does(incoming: Any, expected: Any) -> None:
+    transport, sock, _, protocol = make_transport()
+    sock.incoming = [incoming]
+    assert transport.doRead() is expected
+    assert protocol.received == []
+
+
+def test_close_with_nothing_unsent_needs_no_writer_and_no_empty_send() -> None:
+    """
+    C{loseConnection} with everything sent stops reading and closes at the
+    end of the iteration: no epoll writer, no zero-byte C{send}.
+    """
+    transport, sock, fake_reactor, _ = make_transport()
+    transport.loseConnection()
+    assert fake_reactor.readers == set() and fake_reactor.writers == set()
+    assert fake_reactor.flush_list == [transport]
+    assert transport.send_queued() is twisted_main.CONNECTION_DONE
+    assert sock.sends == []
+
+
+def test_close_after_write_sends_everything_first() -> None:
+    transport, sock, fake_reactor, _ = make_transport()
+    transport.write(b"Hello, M!")
+    transport.loseConnection()
+    assert fake_reactor.flush_list == [transport]
+    assert transport.send_queued() is twisted_main.CONNECTION_DONE
+    assert sock.sends == [b"Hello, M!"]
+
+
+def test_close_while_bytes_wait_for_writability_waits_for_them() -> None:
+    """
+    Bytes the kernel did not take keep the connection open until a
+    writability event has sent them (Twisted's own path).
+    """
+    transport, sock, fake_reactor, _ = make_transport()
+    transport.dataBuffer = b"rest"
+    transport.offset = 0
+    transport.startWriting()
+    transport.loseConnection()
+    assert transport.disconnecting
+    assert fake_reactor.flush_list == []
+    assert transport.doWrite() is twisted_main.CONNECTION_DONE
+    assert sock.sends == [b"rest"]
+
+
+def test_connection_lost_closes_without_shutdown() -> None:
+    """
+    An orderly close is a plain C{close} (the peer sees the same FIN); an
+    abort still resets the connection.
+    """
+    transport, sock, _, protocol = make_transport()
+    transport.connectionLost(Failure(twisted_main.CONNECTION_DONE))
+    assert sock.calls == ["close"]
+    assert len(protocol.lost) == 1
+    aborted, sock, _, _ = make_transport()
+    aborted.connectionLost(Failure(ConnectionAborted()))
+    assert sock.calls == ["setsockopt", "close"]
