@@ -212,3 +212,17 @@ def test_the_accept_guard_imports_no_reactor() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert found.stdout.strip() == "[]"
+
+
+def test_the_peer_address_is_the_one_twisted_builds() -> None:
+    """
+    The address given to C{buildProtocol} is what C{tcp.Port} would build,
+    for an IPv4 and an IPv6 peer, without Twisted's private C{_buildAddr}.
+    """
+    from twisted_net.server.accepting import _peer
+
+    v4 = tcp.Port(0, None)
+    v6 = tcp.Port(0, None, interface="::1")
+    assert _peer(("127.0.0.1", 5555)) == v4._buildAddr(("127.0.0.1", 5555))
+    assert _peer(("::1", 5555, 0, 0)) == v6._buildAddr(("::1", 5555, 0, 0))
+    assert type(_peer(("::1", 5555, 0, 0))).__name__ == "IPv6Address"

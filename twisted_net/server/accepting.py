@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import tcp
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory
 
@@ -55,6 +56,16 @@ def _printable(address: Any) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         return format_host_port(str(address[0]), int(address[1]))
     return "unknown"
+
+
+def _peer(address: Any) -> IPv4Address | IPv6Address:
+    """
+    The address object C{tcp.Port} gives C{buildProtocol}, from C{accept}'s
+    address (an IPv6 one has four parts).
+    """
+    if len(address) == 4:
+        return IPv6Address("TCP", *address)
+    return IPv4Address("TCP", *address)
 
 
 def _server_transport(reactor: Any) -> type[tcp.Server]:
@@ -170,7 +181,7 @@ class GuardedPort(tcp.Port):
             # Twisted's own Factory.buildProtocol never looks at the address:
             # do not build an address object per connection for it.
             protocol: Any = factory.buildProtocol(
-                None if type(factory).buildProtocol is _ADDRESS_UNUSED else port._buildAddr(address)
+                None if type(factory).buildProtocol is _ADDRESS_UNUSED else _peer(address)
             )
             if protocol is None:
                 client.close()
@@ -299,5 +310,6 @@ class GuardedListeningReactor:
 
         wrapped = TLSMemoryBIOFactory(contextFactory, False, factory)
         listening = self._listen(port, wrapped, backlog, interface, None)
+        # What Twisted's own ssl.Port sets: the "(TLS Port N Closed)" line.
         listening._type = "TLS"
         return listening
