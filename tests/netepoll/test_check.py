@@ -243,3 +243,18 @@ def test_twist_net_serves_on_a_twisted_whose_internals_moved(
         client.sendall(b"Tracy")
         assert client.recv(100) == b"Hello, Tracy!"
     assert server.stop(signal.SIGTERM) in (0, 143, -signal.SIGTERM)
+
+
+def test_the_reactor_modules_install_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    The workers install their supervisor's reactor by its module's
+    C{install}: that one falls back as well.
+    """
+    from twisted_net.netepoll import reactor as reactor_module
+
+    installed = Installed(monkeypatch)
+    monkeypatch.setattr(check, "problems", lambda: ["simulated"])
+    with capturedLogs() as events:
+        reactor_module.install()
+    assert [e["missing"] for e in events if e.get("event") == "netepoll_fallback"] == ["simulated"]
+    assert installed.reactors == [] and installed.stock == 1

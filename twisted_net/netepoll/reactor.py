@@ -21,7 +21,7 @@ from typing import Any
 
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import ConnectionDone
-from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST, installReactor
+from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
 from twisted.internet.posixbase import _NO_FILEDESC
 from twisted.python import log
 from twisted.python.failure import Failure
@@ -264,7 +264,10 @@ class NetReactor(EPollReactor):
 
 def install() -> None:
     """
-    Install L{NetReactor} as the global reactor, unchecked (the checked
-    C{install} is L{twisted_net.netepoll.install}).
+    Install L{NetReactor} as the global reactor, checked as
+    L{twisted_net.netepoll.install} does (the workers of C{twist net
+    --workers} install their supervisor's reactor through this module).
     """
-    installReactor(NetReactor())
+    from twisted_net.netepoll import install as install_checked
+
+    install_checked()
