@@ -258,3 +258,19 @@ def test_the_reactor_modules_install_is_checked_too(monkeypatch: pytest.MonkeyPa
         reactor_module.install()
     assert [e["missing"] for e in events if e.get("event") == "netepoll_fallback"] == ["simulated"]
     assert installed.reactors == [] and installed.stock == 1
+
+
+def test_twist_on_the_epoll_reactor_needs_no_netepoll_internals(twist_net: Any) -> None:
+    """
+    C{twist --reactor epoll net} on a Twisted whose internals moved never
+    touches netepoll (it died of an C{ImportError} before the check).
+    """
+    server = twist_net(
+        ["--listen", f"tcp:0:interface={LOOPBACK}", "--no-udp"],
+        env=moved("module-constant"),
+        twist_options=["--reactor", "epoll"],
+    )
+    with socket.create_connection((LOOPBACK, server.tcp_port), timeout=5) as client:
+        assert client.recv(100) == b"Welcome!"
+    assert [e for e in server.events if e.get("event") == "netepoll_fallback"] == []
+    assert server.stop(signal.SIGTERM) in (0, 143, -signal.SIGTERM)
