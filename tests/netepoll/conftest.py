@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from netepoll_fakes import FAKE_SOCKETS
 
+import twisted_net.netepoll.reactor as reactor_module
 import twisted_net.netepoll.transport as transport_module
 
 
@@ -28,7 +29,7 @@ def fake_descriptors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         fake = FAKE_SOCKETS.get(fd)
         return os.write(fd, data) if fake is None else fake.send(data)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(transport_module, "_read_descriptor", read)
+    monkeypatch.setattr(reactor_module, "_read_descriptor", read)
     monkeypatch.setattr(transport_module, "_write_descriptor", write)
     yield
     FAKE_SOCKETS.clear()

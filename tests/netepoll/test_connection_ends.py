@@ -488,7 +488,7 @@ def test_greeting_the_kernel_does_not_take_is_written(sock: Any, queued: bytes) 
     """
     reactor = FlushListReactor()
     transport = WriteThroughServer(sock, Recorder(), (LOOPBACK, 1), None, 1, cast(Any, reactor))
-    transport.send_first(b"Welcome!")
+    transport.write(b"Welcome!")
     assert b"".join(transport._tempDataBuffer) == queued
     assert reactor.flush_list == [transport]
 

@@ -22,10 +22,11 @@ from twisted.internet.main import CONNECTION_DONE
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
+import twisted_net.netepoll.reactor as reactor_module
 import twisted_net.netepoll.transport as transport_module
 from twisted_net.netepoll.accept import accepter
 from twisted_net.netepoll.reactor import NetReactor
-from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer
+from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer, send_queued
 
 LOOPBACK = "127.0.0.1"
 
@@ -70,6 +71,18 @@ def turn(reactor: NetReactor, until: Any, rounds: int = 100) -> None:
     assert until()
 
 
+def sent(transport: WriteThroughServer) -> object:
+    """
+    Run the one send path for C{transport} alone.
+
+    @return: why the connection is lost, if the send found out.
+    """
+    whys: list[object] = []
+    send_queued([transport], lambda lost, why, in_read: whys.append(why))
+    assert not transport._flush_queued and len(whys) <= 1
+    return whys[0] if whys else None
+
+
 class Calls:
     """
     Counts the calls of a function.
@@ -85,54 +98,89 @@ class Calls:
         self.counted = counted
 
 
-def test_every_read_is_the_transports_do_read(
+def test_every_read_is_the_reactors_own(
     net_reactor: NetReactor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """
-    The reactor reads a server transport only through its C{doRead}, for a
-    plain read event and for one that comes with writability (Twisted's
-    C{_doReadOrWrite}) alike.
+    The reactor reads a server transport itself, with one C{read(2)} for a
+    plain read event and for one that comes with writability alike (then
+    handed on as a write); Twisted's C{doRead} is never called.
     """
-    reads = Calls(WriteThroughServer.doRead)
-    monkeypatch.setattr(WriteThroughServer, "doRead", reads.counted)
-    descriptor_reads = Calls(transport_module._read_descriptor)
-    monkeypatch.setattr(transport_module, "_read_descriptor", descriptor_reads.counted)
+    twisteds = Calls(tcp.Connection.doRead)
+    monkeypatch.setattr(tcp.Connection, "doRead", twisteds.counted)
+    descriptor_reads = Calls(reactor_module._read_descriptor)
+    monkeypatch.setattr(reactor_module, "_read_descriptor", descriptor_reads.counted)
+    writes = Calls(WriteThroughServer.doWrite)
+    monkeypatch.setattr(WriteThroughServer, "doWrite", writes.counted)
     transport, client, protocol = served(net_reactor)
     with client:
         client.sendall(b"Michael")
         turn(net_reactor, lambda: protocol.received == [b"Michael"])
-        assert reads.count == descriptor_reads.count == 1
+        assert descriptor_reads.count == 1 and writes.count == 0
         # Readable and writable at once: the combined event.
         transport.startWriting()
         client.sendall(b"Tracy")
         turn(net_reactor, lambda: protocol.received == [b"Michael", b"Tracy"])
-        assert reads.count == descriptor_reads.count == 2
+        assert descriptor_reads.count == 2 and writes.count >= 1
+        assert twisteds.count == 0
         transport.stopWriting()
+        assert client.recv(100) == b"MichaelTracy"
 
 
-def test_every_send_is_the_transports_send_queued(
+@pytest.mark.parametrize(
+    ("incoming", "expected"),
+    [
+        (b"", twisted_main.CONNECTION_DONE),
+        (OSError(errno.ECONNRESET, "reset"), twisted_main.CONNECTION_LOST),
+    ],
+)
+def test_the_reactors_read_reports_end_and_errors_as_twisted_does(
+    net_reactor: NetReactor, monkeypatch: pytest.MonkeyPatch, incoming: Any, expected: Any
+) -> None:
+    def read(fd: int, size: int) -> bytes:
+        if isinstance(incoming, Exception):
+            raise incoming
+        return incoming  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(reactor_module, "_read_descriptor", read)
+    lost: list[object] = []
+    monkeypatch.setattr(net_reactor, "_disconnectSelectable", lambda s, why, r: lost.append(why))
+    transport, client, protocol = served(net_reactor)
+    with client:
+        client.sendall(b"Michael")
+        turn(net_reactor, lambda: lost != [])
+        assert lost[0] is expected and protocol.received == []
+        transport.connectionLost(Failure(expected))
+
+
+def test_one_send_path_one_write_a_transport_an_iteration(
     net_reactor: NetReactor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """
-    What a transport writes leaves through its C{send_queued}, once per
-    iteration however many writes it got, called by the reactor's flush.
+    What transports write leaves through the one C{send_queued}, called
+    once per iteration for all of them, with one C{write(2)} per transport
+    however many writes it got; Twisted's C{doWrite} is not called.
     """
-    sends = Calls(WriteThroughServer.send_queued)
-    monkeypatch.setattr(WriteThroughServer, "send_queued", sends.counted)
+    sends = Calls(transport_module.send_queued)
+    monkeypatch.setattr(reactor_module, "send_queued", sends.counted)
     writes = Calls(transport_module._write_descriptor)
     monkeypatch.setattr(transport_module, "_write_descriptor", writes.counted)
-    transport, client, _ = served(net_reactor)
-    with client:
-        transport.write(b"Hello, ")
-        transport.write(b"M!")
-        assert net_reactor._unflushed == [transport]
+    twisteds = Calls(WriteThroughServer.doWrite)
+    monkeypatch.setattr(WriteThroughServer, "doWrite", twisteds.counted)
+    (first, client, _), (second, other, _) = served(net_reactor), served(net_reactor)
+    with client, other:
+        for transport in (first, second):
+            transport._nothing_written = False
+            transport.write(b"Hello, ")
+            transport.write(b"M!")
+        assert net_reactor._unflushed == [first, second]
         net_reactor.doPoll(0)
-        assert sends.count == writes.count == 1
-        assert client.recv(100) == b"Hello, M!"
-        transport.loseConnection()
-        assert net_reactor._unflushed == [transport]
+        assert sends.count == 1 and writes.count == 2 and twisteds.count == 0
+        assert client.recv(100) == other.recv(100) == b"Hello, M!"
+        first.loseConnection()
+        assert net_reactor._unflushed == [first]
         net_reactor.doPoll(0)
-        assert sends.count == 2 and writes.count == 1
+        assert sends.count == 2 and writes.count == 2
         assert client.recv(100) == b""
 
 
@@ -144,7 +192,7 @@ def test_the_flush_queue_holds_a_transport_once() -> None:
         transport.write(b"b")
         transport.loseConnection()
         assert reactor.flush_list == [transport]
-        assert transport.send_queued() is CONNECTION_DONE
+        assert sent(transport) is CONNECTION_DONE
         assert not transport._flush_queued
         assert client.recv(100) == b"ab"
         transport.connectionLost(Failure(CONNECTION_DONE))
@@ -166,10 +214,10 @@ def test_the_transport_needs_only_the_interface() -> None:
         select.select([transport.socket], [], [], 5)
         assert transport.doRead() is None
         assert protocol.received == [b"Sarah"]
-        assert transport.send_queued() is None
+        assert sent(transport) is None
         assert client.recv(100) == b"Sarah"
         transport.loseConnection()
-        why = transport.send_queued()
+        why = sent(transport)
         assert why is CONNECTION_DONE
         transport.connectionLost(Failure(why))
         assert reactor.readers == set() and reactor.writers == set()
@@ -280,6 +328,7 @@ def make_transport() -> tuple[WriteThroughServer, FakeSocket, FakeReactor, Recor
         cast(Any, sock), protocol, (LOOPBACK, 5555), no_port, 1, cast(Any, fake_reactor)
     )
     protocol.makeConnection(transport)
+    transport._nothing_written = False  # later writes: the first is test_transport_boundary's
     return transport, sock, fake_reactor, protocol
 
 
@@ -331,34 +380,16 @@ def test_transport_state_is_twisteds_own() -> None:
         assert name not in vars(twisteds)
         assert getattr(ours, name) == getattr(twisteds, name), name
     assert ours.descriptor == ours.socket.fileno()
-    own = made | copied | {"descriptor", "_flush_queued", "_plain"}
+    own = (
+        made
+        | copied
+        | {"descriptor", "_flush_queued", "_plain", "_nothing_written", "_peer_address"}
+    )
     assert set(vars(ours)) - own == set(vars(twisteds)) - {"logstr", "repstr"}
     ours.connectionLost(Failure(twisted_main.CONNECTION_DONE))
     assert ours.logPrefix() == f"Recorder,7,{LOOPBACK}"
     ours.repstr = "<set by _fromConnectedSocket>"
     assert repr(ours) == "<set by _fromConnectedSocket>"
-
-
-def test_read_hands_bytes_to_the_protocol() -> None:
-    transport, sock, _, protocol = make_transport()
-    sock.incoming = [b"Michael", BlockingIOError(errno.EAGAIN, "nothing")]
-    assert transport.doRead() is None
-    assert transport.doRead() is None
-    assert protocol.received == [b"Michael"]
-
-
-@pytest.mark.parametrize(
-    ("incoming", "expected"),
-    [
-        (b"", twisted_main.CONNECTION_DONE),
-        (OSError(errno.ECONNRESET, "reset"), twisted_main.CONNECTION_LOST),
-    ],
-)
-def test_read_reports_end_and_errors_as_twisted_does(incoming: Any, expected: Any) -> None:
-    transport, sock, _, protocol = make_transport()
-    sock.incoming = [incoming]
-    assert transport.doRead() is expected
-    assert protocol.received == []
 
 
 def test_close_with_nothing_unsent_needs_no_writer_and_no_empty_send() -> None:
@@ -370,7 +401,7 @@ def test_close_with_nothing_unsent_needs_no_writer_and_no_empty_send() -> None:
     transport.loseConnection()
     assert fake_reactor.readers == set() and fake_reactor.writers == set()
     assert fake_reactor.flush_list == [transport]
-    assert transport.send_queued() is twisted_main.CONNECTION_DONE
+    assert sent(transport) is twisted_main.CONNECTION_DONE
     assert sock.sends == []
 
 
@@ -379,7 +410,7 @@ def test_close_after_write_sends_everything_first() -> None:
     transport.write(b"Hello, M!")
     transport.loseConnection()
     assert fake_reactor.flush_list == [transport]
-    assert transport.send_queued() is twisted_main.CONNECTION_DONE
+    assert sent(transport) is twisted_main.CONNECTION_DONE
     assert sock.sends == [b"Hello, M!"]
 
 

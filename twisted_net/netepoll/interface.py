@@ -2,18 +2,19 @@
 How the C{netepoll} reactor and its TCP server transport meet, and nowhere
 else.
 
-The reactor asks of a L{WriteThroughServer}:
-  - L{WriteThroughServer.doRead}: the one read path, called for every read
-    event of the transport's descriptor;
-  - L{WriteThroughServer.send_queued}: the one send path, called once for each
-    transport on the flush queue before the reactor next waits.
-Both return C{None} or why the connection is lost, as Twisted's C{doRead} and
-C{doWrite} do, and the reactor hands that to its C{_disconnectSelectable}.
+The one read path of a L{WriteThroughServer} is the reactor's own: its
+C{doPoll} reads the descriptor (C{read(2)}) and hands the bytes to the
+transport's protocol for every event that says readable, inline, since a
+call more a message costs more than the budget allows (docs/PERFORMANCE.md,
+section "The netepoll reactor").  The one send path is the transport
+module's L{twisted_net.netepoll.transport.send_queued}, which the reactor
+calls once before it next waits, for the whole flush queue; a lost
+connection goes to the reactor's C{_disconnectSelectable}.
 
 A transport asks of its reactor what L{TransportReactor} lists, besides
 Twisted's own C{IReactorFDSet}: it queues itself for the flush by appending
 itself to the reactor's C{_unflushed} list, once (its C{_flush_queued} flag,
-which L{WriteThroughServer.send_queued} clears), and it asks the reactor to
+which L{twisted_net.netepoll.transport.send_queued} clears), and it asks the reactor to
 register and to forget its descriptor.  The transport never touches the
 reactor's epoll object or its descriptor tables.
 """
@@ -37,8 +38,8 @@ class TransportReactor(Protocol):
 
     _unflushed: list[WriteThroughServer]
     """The end-of-iteration flush queue: a transport appends itself, once
-    (while its C{_flush_queued} is set), and the reactor calls its C{send_queued}
-    before it next waits."""
+    (while its C{_flush_queued} is set), and the reactor hands the queue to
+    L{twisted_net.netepoll.transport.send_queued} before it next waits."""
 
     def watch_new_connection(self, fd: int, transport: WriteThroughServer) -> None:
         """

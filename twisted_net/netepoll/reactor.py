@@ -14,9 +14,10 @@ the why and the figures of each shortcut are in docs/PERFORMANCE.md, section
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
-from select import EPOLLIN
+from select import EPOLLIN, EPOLLOUT
 from typing import Any
 
 from twisted.internet.epollreactor import EPollReactor
@@ -27,10 +28,13 @@ from twisted.python import log
 from twisted.python.failure import Failure
 
 from twisted_net.netepoll.accept import accepter
-from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer
+from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer, send_queued
 from twisted_net.netepoll.udp import LeanDatagramPort
 
 __all__ = ["NetReactor", "install"]
+
+_read_descriptor = os.read
+"""How C{doPoll} reads a server transport's descriptor (a seam for tests)."""
 
 _MAX_EVENTS = 1024
 """Most events taken from one C{epoll_wait} (the rest come with the next)."""
@@ -185,32 +189,20 @@ class NetReactor(EPollReactor):
 
     def _flush_writes(self) -> None:
         """
-        Send what every transport on the flush queue has written; transports
-        queued while it runs (by a C{connectionLost} run from here, say) are
-        flushed in the same pass.
+        Send what the transports on the flush queue have written
+        (L{twisted_net.netepoll.transport.send_queued}, the one send path).
         """
-        transports = self._unflushed
-        # A list iterator sees what is appended while it runs.
-        for transport in transports:
-            try:
-                why = transport.send_queued()
-            except BaseException:
-                why = sys.exc_info()[1]
-                log.err()
-            if why:
-                try:
-                    self._disconnectSelectable(transport, why, False)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException:
-                    log.err()
-        transports.clear()
+        send_queued(self._unflushed, self._disconnectSelectable)
 
     def doPoll(self, timeout: float | None) -> None:
         """
         Wait for events and dispatch them, as C{EPollReactor.doPoll} does
         (without C{log.callWithLogger}); flush the transports written to
         before waiting and after dispatching.
+
+        The read of a server transport is here, inline, for every event
+        that says it is readable: this loop is its one read path.  An event
+        that says writable too is then handed on as a writability event.
         """
         if self._unflushed:
             # Written by timed or thread calls since the last poll; whatever
@@ -228,19 +220,47 @@ class NetReactor(EPollReactor):
         selectables = self._selectables.get
         dispatch = self._doReadOrWrite
         server = WriteThroughServer
+        read = _read_descriptor
+        readable = EPOLLIN
         for fd, event in events:
             selectable = selectables(fd)
             if selectable is None:
                 continue
             try:
-                if event == EPOLLIN:
-                    # The common event, dispatched as _doReadOrWrite would
-                    # (a server transport's descriptor is never -1 here).
+                if type(selectable) is server and (event == readable or event & readable):
+                    # tcp.Connection.doRead, inlined: one call less a
+                    # message, and read(2) on the descriptor (the socket's
+                    # recv parses its arguments the slow way and checks for
+                    # a timeout).  A hang-up with input pending is a read,
+                    # as in Twisted's _doReadOrWrite.
                     try:
-                        if type(selectable) is not server and selectable.fileno() == -1:
-                            why: object = _NO_FILEDESC
+                        data = read(fd, selectable.bufferSize)
+                    except BlockingIOError:
+                        why: object = None
+                    except OSError:
+                        why = CONNECTION_LOST
+                    else:
+                        if data:
+                            try:
+                                selectable.protocol.dataReceived(data)
+                            except BaseException:
+                                log.err()
+                                self._disconnectSelectable(selectable, sys.exc_info()[1], False)
+                                continue
+                            if event == readable:
+                                continue
+                            why = None
                         else:
-                            why = selectable.doRead()
+                            why = CONNECTION_DONE
+                    if why:
+                        self._disconnectSelectable(selectable, why, True)
+                    elif event & EPOLLOUT:
+                        dispatch(selectable, fd, EPOLLOUT)
+                elif event == readable:
+                    # The other common event, dispatched as _doReadOrWrite
+                    # would.
+                    try:
+                        why = _NO_FILEDESC if selectable.fileno() == -1 else selectable.doRead()
                         in_read = True
                     except BaseException:
                         why = sys.exc_info()[1]

@@ -15,23 +15,23 @@ import _socket
 import errno
 import os
 import socket
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.address import IPv6Address
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
+from twisted.python import log
 from twisted.python.failure import Failure
 
-__all__ = ["WriteThroughPort", "WriteThroughServer"]
+__all__ = ["WriteThroughPort", "WriteThroughServer", "send_queued"]
 
 _close_socket = _socket.socket.close
 _CLEAN_CLOSE = Failure(CONNECTION_DONE)
 _join = b"".join
 
-_read_descriptor = os.read
-"""How a transport's descriptor is read (a seam for tests)."""
 _write_descriptor = os.write
 """How a transport's descriptor is written (a seam for tests)."""
 
@@ -53,6 +53,8 @@ class WriteThroughServer(tcp.Server):
         C{loseConnection}, C{loseWriteConnection} or C{abortConnection}, no
         pull producer, still connected.  Once false, writes and flushes take
         Twisted's general paths for good.
+    @ivar _nothing_written: no bytes were written yet (L{write} sends the
+        first ones at once).
     @ivar _in_epoll_unknown: the socket is still in the epoll set for
         reading, but the reactor no longer knows it (L{_stop_reading}).
     """
@@ -101,6 +103,8 @@ class WriteThroughServer(tcp.Server):
         self._writeDisconnected = False
         self._flush_queued = False
         self._plain = True
+        self._nothing_written = True
+        self._peer_address: Any = None
         reactor.watch_new_connection(self.descriptor, self)
         self.connected = 1
 
@@ -138,29 +142,18 @@ class WriteThroughServer(tcp.Server):
     def repstr(self, value: str) -> None:
         self.__dict__["_repstr"] = value
 
-    def doRead(self) -> object:  # type: ignore[override]
-        """
-        Read what the peer sent and give it to the protocol, as
-        C{tcp.Connection.doRead} does; the reactor's one read path.
-
-        @return: C{None}, or why the connection is lost.
-        """
-        try:
-            data = _read_descriptor(self.descriptor, self.bufferSize)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return CONNECTION_LOST
-        if data:
-            self.protocol.dataReceived(data)
-            return None
-        return CONNECTION_DONE
-
     def write(self, data: bytes) -> None:
         """
         Queue C{data} to be sent by the reactor at the end of this iteration
         (see the class docstring); what this fast path does not cover takes
         Twisted's own C{write}.
+
+        A connection's first bytes (a greeting) are sent at once when
+        nothing is queued: with nothing written before there is nothing to
+        keep together, and this saves the flush-list round (three calls a
+        connection).  What the kernel does not take at once, or a failing
+        C{send}, is queued as any write; the end-of-iteration flush meets
+        the error again and reports it as Twisted would.
         """
         if type(data) is not bytes or not self._plain or self.dataBuffer:
             # TLS, a closing, aborted or lost connection, or not bytes; or
@@ -170,6 +163,16 @@ class WriteThroughServer(tcp.Server):
             return
         if not data:
             return
+        if self._nothing_written:
+            self._nothing_written = False
+            if not self._tempDataLen:
+                try:
+                    sent = self.socket.send(data)
+                except OSError:
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = data[sent:]
         self._tempDataBuffer.append(data)
         self._tempDataLen += len(data)
         if self._tempDataLen > self.bufferSize:
@@ -177,6 +180,23 @@ class WriteThroughServer(tcp.Server):
         if not self._flush_queued:
             self._flush_queued = True
             self.reactor._unflushed.append(self)  # type: ignore[attr-defined]
+
+    send_first = write
+    """The greeting's write, kept for protocols written before L{write} sent
+    a connection's first bytes at once."""
+
+    def getPeer(self) -> Any:
+        """
+        The peer's address, as Twisted's C{getPeer} makes it, but made once
+        when first asked for and then kept (Twisted builds a new address
+        object for every call).  An attribute set in C{__init__}, not in
+        C{__dict__}: reading C{__dict__} would slow every attribute lookup of
+        the transport (docs/PERFORMANCE.md, section "The netepoll reactor").
+        """
+        address = self._peer_address
+        if address is None:
+            address = self._peer_address = super().getPeer()
+        return address
 
     # What ends the plain state (see _plain in the class docstring).  Each
     # of these is how Twisted sets one of TLS, _aborting, disconnecting,
@@ -222,26 +242,6 @@ class WriteThroughServer(tcp.Server):
         if not self._flush_queued:
             self._flush_queued = True
             self.reactor._unflushed.append(self)  # type: ignore[attr-defined]
-
-    def send_first(self, data: bytes) -> None:
-        """
-        Send the first bytes of a connection (a greeting) at once instead of
-        at the end of the iteration: with nothing written before there is
-        nothing to keep together, and this saves the flush-list round
-        (three calls a connection).  Anything but the plain case, and what
-        the kernel does not take at once, goes through L{write}; so does a
-        failing C{send}, whose error the end-of-iteration flush meets again
-        and reports as Twisted would.
-        """
-        if type(data) is not bytes or not self._plain or self._tempDataLen or self.dataBuffer:
-            self.write(data)
-            return
-        try:
-            sent = self.socket.send(data)
-        except OSError:
-            sent = 0
-        if sent < len(data):
-            self.write(data[sent:])
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """
@@ -343,63 +343,6 @@ class WriteThroughServer(tcp.Server):
         del self.fileno
         protocol.connectionLost(reason)
 
-    def send_queued(self) -> object:
-        """
-        Send what was written this iteration; the reactor calls it for each
-        transport on its flush queue, the one send path.
-
-        The common case, only this iteration's bytes queued and no paused
-        producer waiting on them, is one C{write(2)} (then, after
-        C{loseConnection}, the close); everything else is Twisted's
-        C{doWrite}.  What the kernel does not take waits for writability.
-
-        @return: C{None}, or why the connection is lost (C{CONNECTION_DONE}
-            once a requested close can happen), as C{doWrite} returns.
-        """
-        self._flush_queued = False
-        if self._plain:
-            if self.dataBuffer or self.producerPaused:
-                return self._write_as_twisted()
-        elif not self.connected or self._aborting:
-            return None
-        elif (
-            self.dataBuffer
-            or self._writeDisconnecting
-            or (self.producer is not None and (self.producerPaused or not self.streamingProducer))
-        ):
-            return self._write_as_twisted()
-        elif not self._tempDataLen:
-            return self._postLoseConnection() if self.disconnecting else None
-        chunks = self._tempDataBuffer
-        data = _join(chunks)  # the chunk itself when there is one
-        chunks.clear()
-        self._tempDataLen = 0
-        try:
-            sent = _write_descriptor(self.descriptor, data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as error:
-            if error.errno != errno.ENOBUFS:
-                return CONNECTION_LOST
-            sent = 0
-        if sent != len(data):
-            self.dataBuffer = data
-            self.offset = sent
-            self.startWriting()
-            return None
-        if self.disconnecting:
-            return self._postLoseConnection()
-        return None
-
-    def _write_as_twisted(self) -> object:
-        """
-        Twisted's C{doWrite}, then watch for writability if bytes are left.
-        """
-        why = self.doWrite()
-        if not why and self.has_unsent_data():
-            self.startWriting()
-        return why
-
     def has_unsent_data(self) -> bool:
         """
         Whether bytes written are still waiting for the kernel to take them.
@@ -413,3 +356,82 @@ class WriteThroughPort(tcp.Port):
     """
 
     transport = WriteThroughServer
+
+
+def send_queued(
+    transports: list[WriteThroughServer], lost: Callable[[WriteThroughServer, object, bool], None]
+) -> None:
+    """
+    Send what every transport on the reactor's flush queue has written; the
+    one send path, which the reactor calls once before it next waits.
+
+    The common case, a plain transport (see L{WriteThroughServer}) with only
+    this iteration's bytes queued and no paused producer, is one C{write(2)}
+    here; a close requested with nothing unsent is the close; everything
+    else is Twisted's C{doWrite}.  What the kernel does not take waits for
+    writability.  Transports queued while this runs (by a C{connectionLost}
+    run from here, say) are sent in the same pass; the queue is left empty.
+
+    @param lost: called as C{lost(transport, why, False)} (the reactor's
+        C{_disconnectSelectable}) for a transport whose connection is lost,
+        C{why} being what C{doWrite} would return.
+    """
+    write = _write_descriptor
+    # A list iterator sees what is appended while it runs.
+    for transport in transports:
+        transport._flush_queued = False
+        why: object = None
+        try:
+            if transport._plain:
+                general = transport.dataBuffer or transport.producerPaused
+            elif not transport.connected or transport._aborting:
+                continue
+            else:
+                producer = transport.producer
+                general = (
+                    transport.dataBuffer
+                    or transport._writeDisconnecting
+                    or (
+                        producer is not None
+                        and (transport.producerPaused or not transport.streamingProducer)
+                    )
+                )
+            if general:
+                why = transport.doWrite()
+                if not why and transport.has_unsent_data():
+                    transport.startWriting()
+            elif transport._plain or transport._tempDataLen:
+                chunks = transport._tempDataBuffer
+                data = _join(chunks)  # the chunk itself when there is one
+                chunks.clear()
+                transport._tempDataLen = 0
+                try:
+                    sent = write(transport.descriptor, data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as error:
+                    sent = 0
+                    if error.errno != errno.ENOBUFS:
+                        why = CONNECTION_LOST
+                if sent == len(data):
+                    if transport._plain:  # the common case, done
+                        continue
+                    if transport.disconnecting:
+                        why = transport._postLoseConnection()
+                elif why is None:
+                    transport.dataBuffer = data
+                    transport.offset = sent
+                    transport.startWriting()
+            elif transport.disconnecting:
+                why = transport._postLoseConnection()
+        except BaseException:
+            why = sys.exc_info()[1]
+            log.err()
+        if why:
+            try:
+                lost(transport, why, False)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                log.err()
+    transports.clear()
