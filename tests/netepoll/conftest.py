@@ -11,7 +11,7 @@ import pytest
 from netepoll_fakes import FAKE_SOCKETS
 
 import twisted_net.netepoll.reactor as reactor_module
-import twisted_net.netepoll.transport as transport_module
+import twisted_net.netepoll.send as send_module
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +30,6 @@ def fake_descriptors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return os.write(fd, data) if fake is None else fake.send(data)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(reactor_module, "_read_descriptor", read)
-    monkeypatch.setattr(transport_module, "_write_descriptor", write)
+    monkeypatch.setattr(send_module, "_write_descriptor", write)
     yield
     FAKE_SOCKETS.clear()

@@ -23,10 +23,11 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
 import twisted_net.netepoll.reactor as reactor_module
-import twisted_net.netepoll.transport as transport_module
+import twisted_net.netepoll.send as send_module
 from twisted_net.netepoll.accept import accepter
 from twisted_net.netepoll.reactor import NetReactor
-from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer, send_queued
+from twisted_net.netepoll.send import send_queued
+from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer
 
 LOOPBACK = "127.0.0.1"
 
@@ -161,10 +162,10 @@ def test_one_send_path_one_write_a_transport_an_iteration(
     once per iteration for all of them, with one C{write(2)} per transport
     however many writes it got; Twisted's C{doWrite} is not called.
     """
-    sends = Calls(transport_module.send_queued)
+    sends = Calls(send_module.send_queued)
     monkeypatch.setattr(reactor_module, "send_queued", sends.counted)
-    writes = Calls(transport_module._write_descriptor)
-    monkeypatch.setattr(transport_module, "_write_descriptor", writes.counted)
+    writes = Calls(send_module._write_descriptor)
+    monkeypatch.setattr(send_module, "_write_descriptor", writes.counted)
     twisteds = Calls(WriteThroughServer.doWrite)
     monkeypatch.setattr(WriteThroughServer, "doWrite", twisteds.counted)
     (first, client, _), (second, other, _) = served(net_reactor), served(net_reactor)

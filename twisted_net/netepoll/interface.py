@@ -7,14 +7,14 @@ C{doPoll} reads the descriptor (C{read(2)}) and hands the bytes to the
 transport's protocol for every event that says readable, inline, since a
 call more a message costs more than the budget allows (docs/PERFORMANCE.md,
 section "The netepoll reactor").  The one send path is the transport
-module's L{twisted_net.netepoll.transport.send_queued}, which the reactor
+module's L{twisted_net.netepoll.send.send_queued}, which the reactor
 calls once before it next waits, for the whole flush queue; a lost
 connection goes to the reactor's C{_disconnectSelectable}.
 
 A transport asks of its reactor what L{TransportReactor} lists, besides
 Twisted's own C{IReactorFDSet}: it queues itself for the flush by appending
 itself to the reactor's C{_unflushed} list, once (its C{_flush_queued} flag,
-which L{twisted_net.netepoll.transport.send_queued} clears), and it asks the reactor to
+which L{twisted_net.netepoll.send.send_queued} clears), and it asks the reactor to
 register and to forget its descriptor.  The transport never touches the
 reactor's epoll object or its descriptor tables.
 """
@@ -39,7 +39,7 @@ class TransportReactor(Protocol):
     _unflushed: list[WriteThroughServer]
     """The end-of-iteration flush queue: a transport appends itself, once
     (while its C{_flush_queued} is set), and the reactor hands the queue to
-    L{twisted_net.netepoll.transport.send_queued} before it next waits."""
+    L{twisted_net.netepoll.send.send_queued} before it next waits."""
 
     def watch_new_connection(self, fd: int, transport: WriteThroughServer) -> None:
         """

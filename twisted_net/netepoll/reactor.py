@@ -28,7 +28,8 @@ from twisted.python import log
 from twisted.python.failure import Failure
 
 from twisted_net.netepoll.accept import accepter
-from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer, send_queued
+from twisted_net.netepoll.send import send_queued
+from twisted_net.netepoll.transport import WriteThroughPort, WriteThroughServer
 from twisted_net.netepoll.udp import LeanDatagramPort
 
 __all__ = ["NetReactor", "install"]
@@ -190,7 +191,7 @@ class NetReactor(EPollReactor):
     def _flush_writes(self) -> None:
         """
         Send what the transports on the flush queue have written
-        (L{twisted_net.netepoll.transport.send_queued}, the one send path).
+        (L{twisted_net.netepoll.send.send_queued}, the one send path).
         """
         send_queued(self._unflushed, self._disconnectSelectable)
 
