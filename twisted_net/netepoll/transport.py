@@ -100,39 +100,45 @@ class WriteThroughServer(tcp.Server):
         reactor.watch_new_connection(self.descriptor, self)
         self.connected = 1
 
+    # Made when first asked for; plain attributes, not __dict__ entries:
+    # reading a transport's __dict__ slows every attribute lookup of it
+    # (docs/PERFORMANCE.md, section "The netepoll reactor").
+    _logstr: str | None = None
+    _repstr: str | None = None
+
     @property
     def logstr(self) -> str:
         """
         The log prefix Twisted formats in C{Server.__init__}: the protocol's
         log prefix, the session number and the peer's host.
         """
-        made: str | None = self.__dict__.get("_logstr")
+        made = self._logstr
         if made is None:
-            protocol = self.__dict__.get("protocol")
+            protocol = getattr(self, "protocol", None)
             prefix = "Uninitialized" if protocol is None else self._getLogPrefix(protocol)
-            made = self.__dict__["_logstr"] = f"{prefix},{self.sessionno},{self.hostname}"
+            made = self._logstr = f"{prefix},{self.sessionno},{self.hostname}"
         return made
 
     @logstr.setter
     def logstr(self, value: str) -> None:
-        self.__dict__["_logstr"] = value
+        self._logstr = value
 
     @property
     def repstr(self) -> str:
         """
         What C{repr} gives, as C{Server.__init__} formats it.
         """
-        made: str | None = self.__dict__.get("_repstr")
+        made = self._repstr
         if made is None:
-            protocol = self.__dict__.get("protocol")
+            protocol = getattr(self, "protocol", None)
             name = type(protocol).__name__ if protocol is not None else "Connection"
             where = getattr(self.server, "_realPortNumber", None)
-            made = self.__dict__["_repstr"] = f"<{name} #{self.sessionno} on {where}>"
+            made = self._repstr = f"<{name} #{self.sessionno} on {where}>"
         return made
 
     @repstr.setter
     def repstr(self, value: str) -> None:
-        self.__dict__["_repstr"] = value
+        self._repstr = value
 
     def write(self, data: bytes) -> None:
         """
@@ -181,9 +187,7 @@ class WriteThroughServer(tcp.Server):
         """
         The peer's address, as Twisted's C{getPeer} makes it, but made once
         when first asked for and then kept (Twisted builds a new address
-        object for every call).  An attribute set in C{__init__}, not in
-        C{__dict__}: reading C{__dict__} would slow every attribute lookup of
-        the transport (docs/PERFORMANCE.md, section "The netepoll reactor").
+        object for every call); a plain attribute, as C{_logstr} above.
         """
         address = self._peer_address
         if address is None:
