@@ -18,7 +18,6 @@ from twisted.application.service import IService
 from twisted.logger import LogLevel
 from twisted.python import usage
 
-from twisted_net import netepoll
 from twisted_net.config import MAX_DELAY, command_line_options, config_from_options, number
 from twisted_net.hello import FRAMING_NAMES
 from twisted_net.netepoll.lean import import_twisted
@@ -68,8 +67,10 @@ def prefer_fast_reactor() -> None:
     """
     if "twisted.internet.reactor" in sys.modules:
         return
+    from twisted_net.netepoll import install
+
     try:
-        netepoll.install()
+        install()  # checked: Twisted's epoll reactor if netepoll's internals moved
     except ImportError:
         return
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
+from netepoll_fakes import FakeTransportReactor
 from support import needs_ipv6
 from twisted.internet import error, tcp
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -26,7 +27,8 @@ from twisted.python.failure import Failure
 
 from twisted_net.address import format_address
 from twisted_net.config import ServerConfig
-from twisted_net.netepoll.reactor import NetReactor, WriteThroughServer
+from twisted_net.netepoll.reactor import NetReactor
+from twisted_net.netepoll.transport import WriteThroughServer
 from twisted_net.server.accepting import GuardedPort
 from twisted_net.server.counters import Counters
 from twisted_net.server.factory import GreetingFactory
@@ -467,17 +469,8 @@ class RefusingSocket:
         return min(self.room, len(data))
 
 
-class FlushListReactor:
-    def __init__(self) -> None:
-        self.flush_list: list[Any] = []
-        # NetReactor's flush list, which a transport's write appends to.
-        self._unflushed = self.flush_list
-
-    def flush_at_end_of_iteration(self, transport: Any) -> None:
-        self.flush_list.append(transport)
-
-    def addReader(self, reader: Any) -> None:
-        pass
+class FlushListReactor(FakeTransportReactor):
+    pass
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netepoll_fakes import FakeTransportReactor
 from twisted.internet import main as twisted_main
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
@@ -28,7 +29,8 @@ from twisted.python import log
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_net.netepoll.reactor import NetReactor, WriteThroughServer
+from twisted_net.netepoll.reactor import NetReactor
+from twisted_net.netepoll.transport import WriteThroughServer
 
 LOOPBACK = "127.0.0.1"
 HARNESS = Path(__file__).parent / "netreactor_harness.py"
@@ -71,45 +73,14 @@ class FakeSocket:
         return b"".join(self.sends)
 
 
-class FakeReactor:
+class FakeReactor(FakeTransportReactor):
     """
     Records what a transport asks of its reactor.
     """
 
     def __init__(self) -> None:
-        self.flush_list: list[WriteThroughServer] = []
-        # NetReactor's flush list, which a transport's write appends to.
-        self._unflushed = self.flush_list
-        self.writers: set[Any] = set()
-        self.readers: set[Any] = set()
+        super().__init__()
         self.later: list[Any] = []
-        self.sockets: dict[int, FakeSocket] = {}
-        self.lost: list[tuple[Any, object]] = []
-
-    def _write_descriptor(self, descriptor: int, data: bytes) -> int:
-        """
-        What NetReactor writes a transport's descriptor with: here, its
-        fake socket's C{send}.
-        """
-        return self.sockets[descriptor].send(data)
-
-    def _disconnectSelectable(self, selectable: Any, why: object, is_read: bool) -> None:
-        self.lost.append((selectable, why))
-
-    def flush_at_end_of_iteration(self, transport: WriteThroughServer) -> None:
-        self.flush_list.append(transport)
-
-    def addWriter(self, selectable: Any) -> None:
-        self.writers.add(selectable)
-
-    def removeWriter(self, selectable: Any) -> None:
-        self.writers.discard(selectable)
-
-    def addReader(self, selectable: Any) -> None:
-        self.readers.add(selectable)
-
-    def removeReader(self, selectable: Any) -> None:
-        self.readers.discard(selectable)
 
     def callLater(self, delay: float, f: Any, *args: Any) -> None:
         self.later.append((f, args))
@@ -141,7 +112,6 @@ def make_transport(room: int = 1 << 30) -> tuple[WriteThroughServer, FakeSocket,
         1,
         reactor,  # type: ignore[arg-type]
     )
-    reactor.sockets[transport.descriptor] = sock
     transport._nothing_written = False  # later writes: the first is test_transport_boundary's
     return transport, sock, reactor
 

@@ -1,6 +1,6 @@
 """
 The two per-connection costs that moved from the protocols into
-L{twisted_net.netepoll.reactor.WriteThroughServer}: the first write sent at
+L{twisted_net.netepoll.transport.WriteThroughServer}: the first write sent at
 once, and the peer's address made once.
 """
 
@@ -12,7 +12,7 @@ from test_connection_ends import LOOPBACK, FlushListReactor, Recorder, RefusingS
 from twisted.internet import tcp
 from twisted.internet.address import IPv4Address, IPv6Address
 
-from twisted_net.netepoll.reactor import WriteThroughServer
+from twisted_net.netepoll.transport import WriteThroughServer
 
 
 def transport(client: tuple[Any, ...] = (LOOPBACK, 1)) -> tuple[WriteThroughServer, Any]:

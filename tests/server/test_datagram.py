@@ -63,7 +63,7 @@ def delivery(request: pytest.FixtureRequest) -> Generator[str, None, None]:
     """
     Run every test twice: with datagrams delivered by C{datagramReceived}
     (Twisted's C{udp.Port}) and by C{datagramsReceived} (the batches of
-    L{twisted_net.netepoll.fastpaths.LeanDatagramPort}).
+    L{twisted_net.netepoll.udp.LeanDatagramPort}).
     """
     _DELIVERY[0] = request.param
     yield request.param

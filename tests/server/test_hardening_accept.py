@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import errno
 import socket
+import subprocess
+import sys
 from collections.abc import Generator
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import reactor, tcp, threads
 from twisted.internet.task import deferLater
 
 from twisted_net.server.accepting import GuardedListeningReactor
@@ -139,3 +141,89 @@ def test_watchdog_survives_a_failing_connection() -> None:
     assert sessions[1][1].value().endswith(b"error: idle timeout\r\n")
     assert sessions[1][1].disconnecting
     factory.stopFactory()
+
+
+# The reactor's hooks ------------------------------------------------------------
+
+
+class MarkedServer(tcp.Server):
+    """
+    A connection class only L{HookedReactor} offers.
+    """
+
+
+class HookedReactor:
+    """
+    A reactor view offering both hooks, recording their use.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.accepters: list[socket.socket] = []
+
+    serverTransport = MarkedServer
+
+    def makeAccepter(self, listener: socket.socket) -> Any:
+        self.accepters.append(listener)
+        return listener.accept
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_hooks_of_the_reactor_are_used() -> None:
+    """
+    The guarded port makes the connections the reactor offers as
+    C{serverTransport}, accepting through its C{makeAccepter}.
+    """
+    hooked = HookedReactor(reactor)
+    guarded = GuardedListeningReactor(hooked, RefusalLog(Counters(), reactor), BUSY)
+    port = guarded.listenTCP(0, GreetingFactory("seed", clock=reactor), interface="127.0.0.1")
+    try:
+        assert port.transport is MarkedServer
+        assert hooked.accepters == [port.socket]
+    finally:
+        port.stopListening()
+
+
+def test_a_reactor_without_hooks_gets_twisteds_transport() -> None:
+    class Plain:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(reactor, name)
+
+    guarded = GuardedListeningReactor(Plain(), RefusalLog(Counters(), reactor), BUSY)
+    port = guarded.listenTCP(0, GreetingFactory("seed", clock=reactor), interface="127.0.0.1")
+    try:
+        assert port.transport is tcp.Server
+        assert port._accept_one == port.socket.accept
+    finally:
+        port.stopListening()
+
+
+def test_the_accept_guard_imports_no_reactor() -> None:
+    """
+    C{server/accepting.py} asks the reactor for its hooks and imports
+    nothing of C{netepoll}.
+    """
+    code = (
+        "import sys, twisted_net.server.accepting; "
+        "print(sorted(m for m in sys.modules if m.startswith('twisted_net.netepoll')))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert found.stdout.strip() == "[]"
+
+
+def test_the_peer_address_is_the_one_twisted_builds() -> None:
+    """
+    The address given to C{buildProtocol} is what C{tcp.Port} would build,
+    for an IPv4 and an IPv6 peer, without Twisted's private C{_buildAddr}.
+    """
+    from twisted_net.server.accepting import _peer
+
+    v4 = tcp.Port(0, None)
+    v6 = tcp.Port(0, None, interface="::1")
+    assert _peer(("127.0.0.1", 5555)) == v4._buildAddr(("127.0.0.1", 5555))
+    assert _peer(("::1", 5555, 0, 0)) == v6._buildAddr(("::1", 5555, 0, 0))
+    assert type(_peer(("::1", 5555, 0, 0))).__name__ == "IPv6Address"

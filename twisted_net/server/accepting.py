@@ -24,12 +24,12 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import tcp
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory
 
 from twisted_net.address import format_host_port
 from twisted_net.logs import NamedLogger
-from twisted_net.netepoll.fastpaths import accepter
 from twisted_net.server.refusals import ACCEPT_EMFILE, ACCEPT_ENOMEM, ACCEPT_ERROR, RefusalLog
 
 __all__ = ["ACCEPT_BACKOFF", "GuardedListeningReactor", "GuardedPort"]
@@ -58,14 +58,37 @@ def _printable(address: Any) -> str:
     return "unknown"
 
 
+def _peer(address: Any) -> IPv4Address | IPv6Address:
+    """
+    The address object C{tcp.Port} gives C{buildProtocol}, from C{accept}'s
+    address (an IPv6 one has four parts).
+    """
+    if len(address) == 4:
+        return IPv6Address("TCP", *address)
+    return IPv4Address("TCP", *address)
+
+
 def _server_transport(reactor: Any) -> type[tcp.Server]:
     """
-    The connection class the reactor's own C{listenTCP} would use (the
-    write-through one of L{twisted_net.netepoll.reactor.NetReactor}).
+    The connection class the reactor's own C{listenTCP} would use: the one it
+    offers as C{serverTransport} (the C{netepoll} reactor does), else
+    Twisted's C{tcp.Server}.
     """
-    from twisted_net.netepoll.reactor import NetReactor, WriteThroughServer
+    transport: type[tcp.Server] = getattr(reactor, "serverTransport", tcp.Server)
+    return transport
 
-    return WriteThroughServer if isinstance(reactor, NetReactor) else tcp.Server
+
+def _accepter(reactor: Any, listener: socket.socket) -> Callable[[], tuple[socket.socket, Any]]:
+    """
+    A function accepting one connection from C{listener}: the one the reactor
+    makes with its C{makeAccepter} (the C{netepoll} reactor's is cheaper per
+    connection), else the socket's own C{accept}.
+    """
+    make = getattr(reactor, "makeAccepter", None)
+    if make is None:
+        return listener.accept
+    accept: Callable[[], tuple[socket.socket, Any]] = make(listener)
+    return accept
 
 
 class GuardedPort(tcp.Port):
@@ -111,7 +134,7 @@ class GuardedPort(tcp.Port):
         super().startListening()
         if self._reserve is None:
             self._reserve = _reserve_descriptor()
-        self._accept_one = accepter(self.socket)
+        self._accept_one = _accepter(self.reactor, self.socket)
         self._accept_source = self.socket
 
     def doRead(self) -> None:
@@ -164,7 +187,7 @@ class GuardedPort(tcp.Port):
             # Twisted's own Factory.buildProtocol never looks at the address:
             # do not build an address object per connection for it.
             protocol: Any = factory.buildProtocol(
-                None if type(factory).buildProtocol is _ADDRESS_UNUSED else port._buildAddr(address)
+                None if type(factory).buildProtocol is _ADDRESS_UNUSED else _peer(address)
             )
             if protocol is None:
                 client.close()
@@ -316,6 +339,9 @@ class GuardedListeningReactor:
         if self._inherited is not None:
             # Bound and listening already (a worker of twist net --workers):
             # tcp.Port serves it instead of binding, and never shuts it down.
+            # Private, but Twisted's own way in (adoptStreamPort sets it);
+            # adoptStreamPort itself would make the reactor's port, without
+            # this guard.
             listening._preexistingSocket, self._inherited = self._inherited, None
         listening.startListening()
         return listening
@@ -332,5 +358,6 @@ class GuardedListeningReactor:
 
         wrapped = TLSMemoryBIOFactory(contextFactory, False, factory)
         listening = self._listen(port, wrapped, backlog, interface, None)
+        # What Twisted's own ssl.Port sets: the "(TLS Port N Closed)" line.
         listening._type = "TLS"
         return listening

@@ -1,7 +1,7 @@
 """
-Leaner versions of per-connection and per-datagram steps of Twisted's
-transports, usable on any reactor (the epoll-only parts live in
-L{twisted_net.netepoll.reactor}).
+The UDP port of the C{netepoll} reactor: Twisted's C{udp.Port} with a leaner
+read loop, and datagrams in batches for protocols that take them (see
+docs/PERFORMANCE.md, section "The netepoll reactor", UDP).
 """
 
 from __future__ import annotations
@@ -15,33 +15,9 @@ from typing import Any
 from twisted.internet import udp
 from twisted.python import log
 
-__all__ = ["LeanDatagramPort", "accepter"]
+__all__ = ["LeanDatagramPort"]
 
 _first = itemgetter(0)
-
-
-def accepter(listener: socket.socket) -> Callable[[], tuple[socket.socket, Any]]:
-    """
-    A function that accepts one connection from C{listener}, as its
-    C{accept} method does, minus the work that method repeats on every call:
-    it converts the listener's family and type to enums (about a microsecond
-    a connection) to build the new socket object; here they are looked up
-    once.  Errors are C{accept}'s own.
-
-    @param listener: a listening, non-blocking socket (a blocking one gets
-        its plain C{accept}, which also makes the new socket blocking).
-    """
-    raw = getattr(listener, "_accept", None)
-    if raw is None or type(listener) is not socket.socket or listener.gettimeout() != 0.0:
-        return listener.accept
-    family, kind, proto = int(listener.family), int(listener.type), listener.proto
-    make = socket.socket
-
-    def accept() -> tuple[socket.socket, Any]:
-        fd, address = raw()
-        return make(family, kind, proto, fileno=fd), address
-
-    return accept
 
 
 class LeanDatagramPort(udp.Port):
@@ -104,10 +80,8 @@ class LeanDatagramPort(udp.Port):
         while read < limit:
             batch: list[tuple[bytes, Any]] = []
             try:
-                # Up to batch_size receives without a bytecode between them.
-                # list.extend keeps what the iterator gave before it raised
-                # (CPython's list_extend appends in place; a test checks it),
-                # so the datagrams read before EAGAIN are kept.
+                # Up to batch_size receives without a bytecode between them;
+                # list.extend keeps what came before EAGAIN (a test checks it).
                 batch.extend(map(receive, repeat(size, batch_size)))
             except OSError as error:
                 if batch:
