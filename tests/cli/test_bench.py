@@ -298,7 +298,7 @@ def test_run_script_writes_table_json_and_chart(tmp_path: Path) -> None:
             "--rounds",
             "1",
             "--duration",
-            "0.3",
+            "1",
             "--results",
             str(tmp_path),
             "--chart",
@@ -318,7 +318,11 @@ def test_run_script_writes_table_json_and_chart(tmp_path: Path) -> None:
     assert {r["server"] for r in document["runs"]} == {"epoll-c", "asyncio"}
     for record in document["runs"]:
         assert record["msgs_per_s"] > 0 and record["errors"] == 0
-        assert record["msgs_per_cpu_s"] > 0 and 0 < record["server_cpu"] <= 1.2
+        assert record["msgs_per_cpu_s"] >= 0 and 0 <= record["server_cpu"] <= 1.2
+        if record["server"] == "asyncio":
+            # The C server may use less than one clock tick on a loaded
+            # machine; the Python one cannot.
+            assert record["msgs_per_cpu_s"] > 0 and record["server_cpu"] > 0
     assert document["summary"]["lockstep-50"]["asyncio"]["ratio"] == 1.0
     if drawing:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
