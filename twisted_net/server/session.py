@@ -123,8 +123,7 @@ class GreetingProtocol(Protocol):
     # Session life cycle ---------------------------------------------------
 
     def connectionMade(self) -> None:
-        # An instance attribute, read on every message: see
-        # WriteThroughServer.__init__ in twisted_net.netepoll.reactor for why.
+        # An instance attribute, read on every message (docs/PERFORMANCE.md).
         self._closing = False
         factory = self.factory
         refusal = factory.admit(self)
@@ -169,9 +168,7 @@ class GreetingProtocol(Protocol):
         self._close_when_idle()
 
     def writeConnectionLost(self) -> None:
-        """
-        Our side was shut down; nothing more can be sent.
-        """
+        """Our side was shut down; nothing more can be sent."""
         self._closing = True
         self._pending = None
 
@@ -197,9 +194,7 @@ class GreetingProtocol(Protocol):
         raise NotImplementedError(f"{type(self).__name__} has no framing")
 
     def end_of_input(self) -> None:
-        """
-        Hook for framings that hold a partial message when input ends.
-        """
+        """Hook for framings that hold a partial message when input ends."""
 
     def messagesReceived(self, messages: list[tuple[bytes, bytes]]) -> None:
         """
@@ -235,32 +230,24 @@ class GreetingProtocol(Protocol):
             self.send(b"".join(out), len(out))
 
     def refuse_too_long(self) -> None:
-        """
-        Refuse a message (complete or not) over C{max_message}.
-        """
+        """Refuse a message (complete or not) over C{max_message}."""
         limit = self.factory.config.max_message
         self.refuse(MAX_MESSAGE, f"message longer than {limit} bytes")
 
     # Producer interface (backpressure) ----------------------------------
 
     def pauseProducing(self) -> None:
-        """
-        The transport's write buffer is full: stop reading from the peer.
-        """
+        """The transport's write buffer is full: stop reading from the peer."""
         self.paused_since = self.factory.clock.seconds()
         self._pause(_BACKPRESSURE)
 
     def resumeProducing(self) -> None:
-        """
-        The transport drained its write buffer: read again.
-        """
+        """The transport drained its write buffer: read again."""
         self.paused_since = None
         self._resume(_BACKPRESSURE)
 
     def stopProducing(self) -> None:
-        """
-        The connection is going away; nothing to release here.
-        """
+        """The connection is going away; nothing to release here."""
 
     def _pause(self, reason: int) -> None:
         if not self._paused_by and not self._closing:
@@ -345,9 +332,7 @@ class GreetingProtocol(Protocol):
             self.close()
 
     def close(self) -> None:
-        """
-        Close once every reply already written has been sent.
-        """
+        """Close once every reply already written has been sent."""
         self._closing = True
         if self.closing_since is not None:
             return
@@ -368,16 +353,12 @@ class GreetingProtocol(Protocol):
         self.send(error_line(message), 0, then_close=True)
 
     def drain(self) -> None:
-        """
-        Stop reading (the server is stopping), send what is owed, close.
-        """
+        """Stop reading (the server is stopping), send what is owed, close."""
         self._pause(_DRAINING)
         self._close_when_idle()
 
     def abort(self, reason: str) -> None:
-        """
-        Drop the connection at once, discarding unsent replies.
-        """
+        """Drop the connection at once, discarding unsent replies."""
         self.factory.refusals.refuse(reason, self.peer)
         self._closing = True
         self.transport.abortConnection()  # type: ignore[union-attr]
@@ -406,9 +387,7 @@ class GreetingProtocol(Protocol):
             self.refuse(IDLE_TIMEOUT, "idle timeout")
 
     def log_message(self, message: bytes) -> None:
-        """
-        Log one message (only when C{log_messages} is on).
-        """
+        """Log one message (only when C{log_messages} is on)."""
         self.log.info(
             "Received from {peer}: {message!r}",
             event="message",

@@ -300,9 +300,7 @@ class LoadRun:
     # The run ---------------------------------------------------------------
 
     def _setup(self) -> float:
-        """
-        Open and greet every connection (lockstep, pipeline) before the clock.
-        """
+        """Open and greet every connection (lockstep, pipeline) before the clock."""
         started = time.monotonic()
         if self.scenario not in ("lockstep", "pipeline"):
             return 0.0
@@ -324,10 +322,8 @@ class LoadRun:
 
     def run(self) -> dict[str, Any]:
         """
-        Run the scenario; return the result in the C driver's format.
-
-        Ctrl-C (C{KeyboardInterrupt}) ends the run early: the result then
-        holds what was measured so far, with C{"interrupted": True}.
+        Run the scenario; return the result in the C driver's format.  Ctrl-C
+        ends it early with what was measured so far (C{"interrupted": True}).
         """
         setup = 0.0
         self._measure_start = None
@@ -377,8 +373,7 @@ class LoadRun:
 
     def _result(self, setup: float, start: int | None) -> dict[str, Any]:
         """
-        Close every socket; what was measured since C{start} (C{None}: the
-        measurement never started).
+        Close every socket; what was measured since C{start} (C{None}: never).
         """
         now = time.perf_counter_ns()
         elapsed = max((now - start) / 1e9, 1e-9) if start is not None else 0.0
