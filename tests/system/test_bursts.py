@@ -49,18 +49,22 @@ class Burst:
         return sum(wait > RETRANSMIT for wait in self.waits)
 
 
+async def _greeted(port: int) -> bytes:
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    try:
+        return await reader.readexactly(len(b"Welcome!"))
+    finally:
+        writer.close()
+
+
 async def _client(port: int) -> float | None:
     started = time.monotonic()
-    writer = None
     try:
-        async with asyncio.timeout(CLIENT_TIMEOUT):
-            reader, writer = await asyncio.open_connection(LOOPBACK, port)
-            greeting = await reader.readexactly(len(b"Welcome!"))
-    except (TimeoutError, OSError, asyncio.IncompleteReadError):
+        # wait_for, not asyncio.timeout: the range includes Python 3.10,
+        # where asyncio.TimeoutError is not yet the built-in TimeoutError.
+        greeting = await asyncio.wait_for(_greeted(port), CLIENT_TIMEOUT)
+    except (asyncio.TimeoutError, TimeoutError, OSError, asyncio.IncompleteReadError):
         return None
-    finally:
-        if writer is not None:
-            writer.close()
     return time.monotonic() - started if greeting.startswith(b"Welcome!") else None
 
 
