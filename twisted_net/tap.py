@@ -20,6 +20,7 @@ from twisted.python import usage
 
 from twisted_net.config import MAX_DELAY, command_line_options, config_from_options, number
 from twisted_net.hello import FRAMING_NAMES
+from twisted_net.logoutput import BUFFERED
 from twisted_net.netepoll.lean import import_twisted
 from twisted_net.server.endpoints import describe_listener, endpoint_error, tls_unneeded
 from twisted_net.server.service import ServingNetService, build_service
@@ -282,10 +283,36 @@ def _check_shareable(options: Options) -> None:
             raise usage.UsageError(str(error)) from None
 
 
+def batch_log_output(options: usage.Options) -> bool:
+    """
+    Have C{twist} write its log in batches: swap the stock text or JSON file
+    observer factory among its options for the one in
+    L{twisted_net.logoutput.BUFFERED} that writes the same lines, one write
+    per reactor iteration.  C{twist} makes its observer from its options
+    after C{makeService}.  Any other factory, or options that are not
+    C{twist}'s, are left as they are.
+
+    @return: whether the output is now batched.
+    """
+    parent = getattr(options, "parent", None)
+    if not _under_twist(options) or not isinstance(parent, usage.Options):
+        return False
+    batched = BUFFERED.get(parent.get("fileLogObserverFactory"))  # type: ignore[arg-type]
+    if batched is None:
+        return False
+    parent["fileLogObserverFactory"] = batched
+    return True
+
+
 def makeService(config: Options) -> IService:
     """
     The service of C{twist net}, from parsed L{Options}.
+
+    One side effect: under C{twist}, its log output is batched
+    (L{batch_log_output}), since this is the last hook before C{twist}
+    starts logging.
     """
+    batch_log_output(config)
     if config["workers"] > 1:
         return build_supervisor(
             config["config"],

@@ -1,0 +1,356 @@
+"""
+The log output of C{twist net}: Twisted's text and JSON lines, written in
+batches.
+
+Twisted's C{FileLogObserver} formats each event from scratch (the time
+through C{strftime}, the message through C{string.Formatter}, JSON through
+the C{default} hook for every logger, level and source) and flushes the file
+after every line: at the default log level that was a third of the server's
+throughput under connection churn.  L{BufferedLogObserver} writes what one
+reactor iteration logged in one write, at once on a terminal and when the
+reactor is not running (start-up, shutdown), so nothing waits.  L{formatText}
+and L{formatJSON} are Twisted's formats, with a fast path for events whose
+format has plain fields (those L{NamedLogger<twisted_net.logs.NamedLogger>}
+emits already flattened), checked against Twisted's own output for each
+format before it is used.  See docs/PERFORMANCE.md, section "Log events at
+the default level".
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
+from string import Formatter
+from typing import IO, Any, cast
+
+from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.logger import (
+    FileLogObserver,
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    eventAsJSON,
+    formatEventAsClassicLogText,
+    formatTime,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+from twisted.python.compat import ioType
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twisted_net.logs import Recipe, flattening
+
+__all__ = [
+    "BufferedLogObserver",
+    "bufferedJSONFileLogObserver",
+    "bufferedTextFileLogObserver",
+    "formatJSON",
+    "formatText",
+]
+
+BATCH_LIMIT = 256
+"""Lines buffered at most before a write, whatever the iteration."""
+
+Formatting = Callable[[LogEvent], "str | None"]
+
+
+@implementer(ILogObserver)
+class BufferedLogObserver:
+    """
+    Write formatted events to a file, one write per reactor iteration.
+
+    Lines are written at once when the file is a terminal, when the reactor
+    is not running, and from threads other than the reactor's; otherwise
+    they are kept until the end of the iteration (a C{callLater(0)}), or
+    until L{BATCH_LIMIT} are waiting, and always before the reactor stops.
+    """
+
+    def __init__(self, outFile: IO[Any], formatEvent: Formatting, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as installed
+
+            reactor = installed
+        self._file = outFile
+        self._encoding = None if ioType(outFile) is str else "utf-8"
+        self._format = formatEvent
+        self._reactor = reactor
+        self._waiting: list[str] = []
+        self._lock = threading.Lock()
+        self._flush_scheduled = False
+        self._thread = threading.get_ident()
+        isatty = getattr(outFile, "isatty", None)
+        self._at_once = bool(isatty and isatty())
+        if IReactorTime.providedBy(reactor) and IReactorCore.providedBy(reactor):
+            reactor.addSystemEventTrigger("after", "shutdown", self.flush)
+        else:
+            self._at_once = True
+
+    def __call__(self, event: LogEvent) -> None:
+        text = self._format(event)
+        if not text:
+            return
+        with self._lock:
+            waiting = self._waiting
+            waiting.append(text)
+        if (
+            self._at_once
+            or not self._reactor.running
+            or len(waiting) >= BATCH_LIMIT
+            or threading.get_ident() != self._thread
+        ):
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._reactor.callLater(0, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """
+        Write every line waiting, in one write, and flush the file.
+        """
+        with self._lock:
+            if not self._waiting:
+                return
+            text = "".join(self._waiting)
+            self._waiting.clear()
+            if self._encoding is None:
+                self._file.write(text)
+            else:
+                self._file.write(text.encode(self._encoding))
+            self._file.flush()
+
+
+# Twisted's formats, with a fast path for plain-field formats ----------------
+
+
+class _Fast:
+    """What a plain-field format renders to: literal text and flattened keys."""
+
+    def __init__(self, recipe: Recipe, pieces: tuple[tuple[str, str | None], ...]) -> None:
+        self.keys = frozenset(key for key, _name, _how in recipe)
+        self.pieces = pieces
+
+
+_NamedConstant = type(LogLevel.info)
+_SECOND_TEXT: list[Any] = [None, ""]
+_SYSTEMS: dict[tuple[str, LogLevel], str] = {}
+_fast_formats: dict[str, _Fast | None] = {}
+
+
+def _time_text(when: float) -> str:
+    """C{formatTime(when)}, made once per second (its format shows seconds)."""
+    second = int(when)
+    if _SECOND_TEXT[0] != second:
+        _SECOND_TEXT[:] = [second, formatTime(when)]
+    return str(_SECOND_TEXT[1])
+
+
+def _pieces(format: str) -> tuple[tuple[str, str | None], ...]:
+    """(literal, key into log_flattened) in order, as Twisted's flatFormat reads them."""
+    seen: dict[str, int] = {}
+    pieces: list[tuple[str, str | None]] = []
+    for literal, name, spec, conversion in Formatter().parse(format):
+        key = None
+        if name is not None:
+            key = f"{name}!{conversion or 's'}:{spec or ''}"
+            count = seen[key] = seen.get(key, 0) + 1
+            if count != 1:
+                key = f"{key}/{count}"
+        pieces.append((literal, key))
+    return tuple(pieces)
+
+
+def _fast(format: str) -> _Fast | None:
+    """
+    The fast path for C{format}, if it has one that gives Twisted's text.
+    """
+    try:
+        return _fast_formats[format]
+    except KeyError:
+        pass
+    from twisted_net.logs import _flattened
+
+    recipe = flattening(format)
+    fast = None
+    if recipe is not None:
+        candidate = _Fast(recipe, _pieces(format))
+        fields = {name: f"<{name}>" for _key, name, _how in recipe}
+        sample: LogEvent = dict(fields)
+        sample.update(
+            log_level=LogLevel.info,
+            log_namespace="sample",
+            log_format=format,
+            log_time=0.0,
+        )
+        flat = _flattened(recipe, sample)
+        if flat is not None:
+            sample["log_flattened"] = flat
+            if _render(candidate, sample) == formatEventAsClassicLogText(dict(sample)):
+                fast = candidate
+    _fast_formats[format] = fast
+    return fast
+
+
+def _render(fast: _Fast, event: LogEvent) -> str | None:
+    flat = event["log_flattened"]
+    message = "".join(
+        literal if key is None else literal + str(flat[key]) for literal, key in fast.pieces
+    )
+    if not message:
+        return None
+    level = event["log_level"]
+    namespace = event["log_namespace"]
+    system = _SYSTEMS.get((namespace, level))
+    if system is None:
+        system = _SYSTEMS[(namespace, level)] = f"[{namespace}#{level.name}] "
+    return f"{_time_text(event['log_time'])} {system}{message}".replace("\n", "\n\t") + "\n"
+
+
+def _fast_for(event: LogEvent) -> _Fast | None:
+    if "log_failure" in event or "log_system" in event:
+        return None
+    flat = event.get("log_flattened")
+    format = event.get("log_format")
+    if flat is None or type(format) is not str or event.get("log_time") is None:
+        return None
+    fast = _fast_formats[format] if format in _fast_formats else _fast(format)
+    if fast is None or not fast.keys <= flat.keys():
+        return None
+    return fast
+
+
+def formatText(event: LogEvent) -> str | None:
+    """
+    C{formatEventAsClassicLogText(event)}: the same text, made faster for
+    an event already flattened whose format has plain fields.
+    """
+    fast = _fast_for(event)
+    if fast is not None and type(event.get("log_level")) is _NamedConstant:
+        try:
+            return _render(fast, event)
+        except (KeyError, AttributeError):
+            pass
+    return formatEventAsClassicLogText(event, formatTime=_time_text_or_default)
+
+
+def _time_text_or_default(when: float | None) -> str:
+    return "-" if when is None else _time_text(when)
+
+
+_SAVED: dict[object, object] = {}
+
+
+def _saved(value: object) -> object:
+    """
+    How C{eventAsJSON} saves a value JSON cannot hold: a logger or a source
+    is "unpersistable", a level its name; asked of Twisted once per kind.
+    """
+    key = value if isinstance(value, _NamedConstant) else type(value)
+    try:
+        return _SAVED[key]
+    except (KeyError, TypeError):
+        pass
+    if isinstance(value, bytes):
+        return value.decode("charmap")
+    if isinstance(value, Failure):
+        raise TypeError("a Failure: saved by eventAsJSON itself")
+    saved = json.loads(eventAsJSON({"value": value}))["value"]
+    _SAVED[key] = saved
+    return saved
+
+
+_ENCODER = json.JSONEncoder(skipkeys=True, check_circular=False, default=_saved)
+"""C{json.dumps(event, default=..., skipkeys=True)}, as C{eventAsJSON} calls it,
+made once; an event that refers to itself raises C{RecursionError} instead
+of C{ValueError}, and goes to C{eventAsJSON}, which says so."""
+
+
+_KEYS: dict[str, str] = {}
+_VALUES: dict[object, str] = {}
+_FLOATS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
+
+
+def _encoded(value: object) -> str:
+    """
+    C{value} as C{json.dumps} writes it inside an event: strings, numbers
+    and flat dictionaries directly, a saved object's text once per kind,
+    anything else through L{_ENCODER}.
+    """
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(cast(str, value))
+    if kind is float:
+        number = cast(float, value)
+        if number != number:
+            return "NaN"
+        return _FLOATS.get(number) or float.__repr__(number)
+    if kind is int:
+        return int.__repr__(cast(int, value))
+    if kind is dict:
+        return _encoded_dict(cast(dict[str, object], value))
+    if value is None or kind is bool or kind is list or kind is tuple or kind is bytes:
+        return _ENCODER.encode(value)
+    key = value if isinstance(value, _NamedConstant) else kind
+    try:
+        return _VALUES[key]
+    except KeyError:
+        text = _VALUES[key] = _ENCODER.encode(value)
+        return text
+
+
+def _encoded_dict(fields: dict[str, object]) -> str:
+    """A dictionary of string keys, as C{json.dumps} writes it."""
+    parts = []
+    for key, value in fields.items():
+        encoded_key = _KEYS.get(key)
+        if encoded_key is None:
+            if type(key) is not str:
+                raise TypeError("a key that is not a string: left to json.dumps")
+            encoded_key = _KEYS[key] = encode_basestring_ascii(key)
+        parts.append(f"{encoded_key}: {_encoded(value)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def formatJSON(event: LogEvent) -> str | None:
+    """
+    C{jsonFileLogObserver}'s record for C{event}: the same text, made faster
+    for an event already flattened whose format has plain fields.
+
+    JSON text is compositional (C{json.dumps} joins a dictionary's keys and
+    values with C{": "} and C{", "}), so each value is written on its own:
+    the logger, the level and the source, which C{eventAsJSON} saves through
+    a hook on every event, are written once per kind.
+    """
+    if _fast_for(event) is not None:
+        try:
+            return f"\x1e{_encoded_dict(event)}\n"
+        except (TypeError, ValueError, RecursionError):
+            pass
+    return f"\x1e{eventAsJSON(event)}\n"
+
+
+def bufferedTextFileLogObserver(outFile: IO[Any]) -> BufferedLogObserver:
+    """
+    C{textFileLogObserver}'s output (the default time format), in batches.
+    """
+    return BufferedLogObserver(outFile, formatText)
+
+
+def bufferedJSONFileLogObserver(outFile: IO[Any]) -> BufferedLogObserver:
+    """
+    C{jsonFileLogObserver}'s output (the default record separator), in batches.
+    """
+    return BufferedLogObserver(outFile, formatJSON)
+
+
+BUFFERED: dict[Callable[..., FileLogObserver], Callable[[IO[Any]], BufferedLogObserver]] = {
+    textFileLogObserver: bufferedTextFileLogObserver,
+    jsonFileLogObserver: bufferedJSONFileLogObserver,
+}
+"""Twisted's file observer factories, and the batched one writing the same."""
