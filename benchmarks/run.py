@@ -59,6 +59,7 @@ NET_ARGS = (
 
 SERVERS: dict[str, str] = {
     "twisted": "{bin}/twist --log-level warn net {net_args}",
+    "twisted-default": "{bin}/twist net {net_args}",
     "threaded": "{python} {peers}/threaded.py --host {host} --port {port}",
     "asyncio": "{python} {peers}/asyncio_server.py --host {host} --port {port}",
     "uvloop": "{python} {peers}/asyncio_server.py --host {host} --port {port} --uvloop",
