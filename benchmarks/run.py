@@ -6,7 +6,9 @@ Builds the C load driver and the C epoll server into C{benchmarks/build/},
 then, for several rounds, starts each server fresh for each scenario (pinned
 to one CPU, on 127.0.0.1 and a free port), waits until it answers, runs the C
 driver (pinned to the other CPU) for a few seconds, and reads the server's
-memory and CPU time from C{/proc}.  Servers are interleaved round-robin within
+memory and CPU time from C{/proc}: its RSS once it answers (idle), during the
+load (with every connection open) and at the end, and from the first two its
+memory per connection held.  Servers are interleaved round-robin within
 each round so that background noise spreads over all of them.  Prints the
 median of each (server, scenario) and its ratio to the baseline (uvloop),
 writes every run to C{benchmarks/results/*.json} and draws the ratios into
@@ -70,6 +72,11 @@ SERVERS: dict[str, str] = {
 
 SATURATED = 0.9
 """CPU share above which a process is taken as the bottleneck of a run."""
+
+NAN = float("nan")
+
+HOLDING = ("lockstep", "pipeline")
+"""Scenario kinds that hold their connections open for the whole run."""
 
 
 @dataclass(frozen=True)
@@ -278,14 +285,16 @@ def run_driver(
     server: Server,
     scenario: Scenario,
     options: argparse.Namespace,
-) -> tuple[dict[str, Any], float, float]:
+) -> tuple[dict[str, Any], float, float, int]:
     """
     Run the C driver once against C{server}.
 
-    @return: the driver's JSON result, and the server's CPU seconds and the
+    @return: the driver's JSON result, the server's CPU seconds and the
         wall-clock seconds of the measured window (from the driver's
         C{start} to its C{stop} event, so that connection set-up and
-        tear-down are left out).
+        tear-down are left out), and the server's RSS in KiB under load: read
+        at the driver's last report inside that window (C{start} or a
+        progress line), while every connection is still open (0 if unread).
     """
     command = pinned(
         options.driver_cpu,
@@ -309,14 +318,18 @@ def run_driver(
     assert process.stdout is not None and process.stderr is not None
     marks: dict[str, tuple[float, float]] = {}
     problems = []
+    load_rss = 0
     for line in process.stderr:
         try:
-            event = json.loads(line).get("event")
+            report = json.loads(line)
+            event = report.get("event")
         except (ValueError, AttributeError):
             problems.append(line.strip())
             continue
         if event in ("start", "stop"):
             marks[event] = (server.cpu_seconds(), time.monotonic())
+        if "stop" not in marks and (event == "start" or "elapsed" in report):
+            load_rss = server.proc_status().get("VmRSS", load_rss)
     output = process.stdout.read()
     try:
         code = process.wait(options.duration + 120)
@@ -330,7 +343,18 @@ def run_driver(
     result: dict[str, Any] = json.loads(output)
     cpu = marks["stop"][0] - marks["start"][0]
     wall = marks["stop"][1] - marks["start"][1]
-    return result, cpu, wall
+    return result, cpu, wall, load_rss
+
+
+def kib_per_connection(idle_kib: int, load_kib: int, connections: int) -> float | None:
+    """
+    The memory a server holds per open connection: its RSS under load less
+    its idle RSS, over the connections open; C{None} without both readings
+    or connections.
+    """
+    if idle_kib <= 0 or load_kib <= 0 or connections <= 0:
+        return None
+    return (load_kib - idle_kib) / connections
 
 
 def one_run(
@@ -352,9 +376,11 @@ def one_run(
     }
     try:
         server.wait_ready(udp=scenario.kind == "udp")
-        result, server_cpu, wall = run_driver(driver, server, scenario, options)
+        idle_rss = server.proc_status().get("VmRSS", 0)
+        result, server_cpu, wall, load_rss = run_driver(driver, server, scenario, options)
         status = server.proc_status()
         alive = server.process.poll() is None
+        held = result.get("established", 0) if scenario.kind in HOLDING else 0
         record.update(
             result=result,
             msgs_per_s=result["msgs_per_s"],
@@ -364,6 +390,9 @@ def one_run(
             server_alive=alive,
             rss_kib=status.get("VmRSS", 0),
             peak_rss_kib=status.get("VmHWM", 0),
+            idle_rss_kib=idle_rss,
+            load_rss_kib=load_rss,
+            kib_per_conn=kib_per_connection(idle_rss, load_rss, held),
             server_cpu=server_cpu / wall if wall > 0 else 0.0,
             driver_cpu=result["cpu_s"] / result["duration_s"],
             msgs_per_cpu_s=result["messages"] / server_cpu if server_cpu > 0 else 0.0,
@@ -378,6 +407,9 @@ def one_run(
             errors=1,
             rss_kib=0,
             peak_rss_kib=0,
+            idle_rss_kib=0,
+            load_rss_kib=0,
+            kib_per_conn=None,
             server_cpu=0.0,
             driver_cpu=0.0,
             msgs_per_cpu_s=0.0,
@@ -392,7 +424,9 @@ def summarise(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """
     The median of every figure per (scenario, server), and the ratio of its
-    messages per second to the baseline's.
+    messages per second (and per CPU-second) to the baseline's; where runs
+    measured it, the median memory per connection (C{kib_per_conn}) and its
+    ratio to the baseline's (C{kib_ratio}, C{nan} if the baseline has none).
     """
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for scenario in scenarios:
@@ -414,13 +448,21 @@ def summarise(
                     "msgs_per_cpu_s",
                 )
             }
+            for key in ("idle_rss_kib", "load_rss_kib"):
+                rows[server][key] = float(statistics.median(r.get(key, 0) for r in mine))
+            held = [r["kib_per_conn"] for r in mine if r.get("kib_per_conn") is not None]
+            if held:
+                rows[server]["kib_per_conn"] = float(statistics.median(held))
             rows[server]["errors"] = float(sum(r["errors"] for r in mine))
             rows[server]["rounds"] = float(len(mine))
         base = rows.get(baseline, {}).get("msgs_per_s", 0.0)
         base_cpu = rows.get(baseline, {}).get("msgs_per_cpu_s", 0.0)
+        base_kib = rows.get(baseline, {}).get("kib_per_conn", 0.0)
         for row in rows.values():
-            row["ratio"] = row["msgs_per_s"] / base if base else float("nan")
-            row["cpu_ratio"] = row["msgs_per_cpu_s"] / base_cpu if base_cpu else float("nan")
+            row["ratio"] = row["msgs_per_s"] / base if base else NAN
+            row["cpu_ratio"] = row["msgs_per_cpu_s"] / base_cpu if base_cpu else NAN
+            if "kib_per_conn" in row:
+                row["kib_ratio"] = row["kib_per_conn"] / base_kib if base_kib > 0 else NAN
         summary[scenario] = rows
     return summary
 
@@ -435,14 +477,15 @@ def format_table(
 ) -> str:
     """
     The summary as a plain-text table (one block per scenario), then the
-    two ratio matrices.
+    ratio matrices: messages/s, messages per CPU-second, and KiB per
+    connection where the scenario holds connections.
     """
     lines = []
     base = f"x {baseline}"
     header = (
         f"{'scenario':<15} {'server':<11} {'msgs/s':>10} {base:>9} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} {'errors':>6} {'srv CPU':>7} "
-        f"{'drv CPU':>7} {'msgs/CPU-s':>10} {base:>9}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} {'idle MB':>7} {'KiB/conn':>8} {base:>9} "
+        f"{'errors':>6} {'srv CPU':>7} {'drv CPU':>7} {'msgs/CPU-s':>10} {base:>9}"
     )
     if previous:
         header += f" {'vs prev':>8}"
@@ -458,6 +501,8 @@ def format_table(
                 f"{scenario:<15} {server:<10}{mark} {row['msgs_per_s']:>10,.0f} "
                 f"{row['ratio']:>9.2f} {row['p50_us'] / 1000:>8.2f} "
                 f"{row['p99_us'] / 1000:>8.2f} {row['peak_rss_kib'] / 1024:>7.1f} "
+                f"{row.get('idle_rss_kib', 0.0) / 1024:>7.1f} "
+                f"{_cell(row.get('kib_per_conn', NAN), 8)} {_cell(row.get('kib_ratio', NAN), 9)} "
                 f"{row['errors']:>6.0f} {row['server_cpu']:>7.0%} {row['driver_cpu']:>7.0%} "
                 f"{row['msgs_per_cpu_s']:>10,.0f} {row['cpu_ratio']:>9.2f}"
             )
@@ -474,18 +519,36 @@ def format_table(
         )
         lines.append("")
     servers = list(dict.fromkeys(s for rows in summary.values() for s in rows))
-    for key, title in (("ratio", "messages/s"), ("cpu_ratio", "messages per server CPU-second")):
+    widths = {s: max(10, len(s) + 1) for s in servers}
+    for key, title in (
+        ("ratio", "messages/s"),
+        ("cpu_ratio", "messages per server CPU-second"),
+        ("kib_ratio", "KiB per connection ((RSS under load - idle RSS) / connections)"),
+    ):
+        blocks = {
+            scenario: rows
+            for scenario, rows in summary.items()
+            if key != "kib_ratio" or any(key in row for row in rows.values())
+        }
+        if not blocks:
+            continue
         lines.append(f"{title} relative to {baseline} (median of rounds):")
-        widths = {s: max(10, len(s) + 1) for s in servers}
         lines.append(f"{'':<15}" + "".join(f"{s:>{widths[s]}}" for s in servers))
-        for scenario, rows in summary.items():
+        for scenario, rows in blocks.items():
             cells = "".join(
-                f"{rows[s][key]:>{widths[s]}.2f}" if s in rows else f"{'-':>{widths[s]}}"
+                _cell(rows[s].get(key, NAN), widths[s]) if s in rows else f"{'-':>{widths[s]}}"
                 for s in servers
             )
             lines.append(f"{scenario:<15}{cells}")
         lines.append("")
     return "\n".join(lines).rstrip("\n")
+
+
+def _cell(value: float, width: int) -> str:
+    """
+    C{value} to two decimals in C{width} columns, or C{-} where it is C{nan}.
+    """
+    return f"{'-':>{width}}" if value != value else f"{value:>{width}.2f}"
 
 
 def draw_chart(

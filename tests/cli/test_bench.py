@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -277,6 +278,59 @@ def test_summary_takes_medians_and_ratios() -> None:
     assert any(line.split()[:2] == ["s", "a"] and "4.00" in line for line in table.splitlines())
 
 
+def test_memory_per_connection_is_the_growth_over_the_connections() -> None:
+    """
+    The memory per connection is the RSS gained from idle to loaded, shared
+    out over the connections held; without a reading or a connection there
+    is no figure (not a division by zero, nor a whole RSS taken as growth).
+    """
+    idle, loaded, connections = 30_000, 41_000, 10_000
+    per_connection = run_module.kib_per_connection(idle, loaded, connections)
+    assert per_connection is not None
+    assert per_connection * connections == pytest.approx(loaded - idle)
+    assert run_module.kib_per_connection(idle, loaded, 1) > per_connection
+    assert run_module.kib_per_connection(idle, loaded, 0) is None
+    assert run_module.kib_per_connection(0, loaded, connections) is None
+    assert run_module.kib_per_connection(idle, 0, connections) is None
+
+
+def test_summary_and_table_show_memory_per_connection() -> None:
+    """
+    The summary takes the median KiB per connection of the rounds that
+    measured it and its ratio to the baseline's; the table prints it in its
+    own column and matrix, and a dash where a scenario holds no connections.
+    """
+    runs = []
+    for rnd, (mine, theirs) in enumerate([(1.0, 2.0), (3.0, 2.0), (2.0, 8.0)]):
+        for server, kib in (("a", mine), ("b", theirs)):
+            record = _fake_run(server, "held", 10.0, rnd)
+            record.update(idle_rss_kib=1000 + rnd, load_rss_kib=2000, kib_per_conn=kib)
+            runs.append(record)
+            record = _fake_run(server, "udp", 10.0, rnd)
+            record.update(idle_rss_kib=1000, load_rss_kib=1000, kib_per_conn=None)
+            runs.append(record)
+    summary = run_module.summarise(runs, ["a", "b"], ["held", "udp"], baseline="b")
+    held = summary["held"]
+    assert held["a"]["kib_per_conn"] == statistics.median([1.0, 3.0, 2.0])
+    assert held["a"]["idle_rss_kib"] == statistics.median([1000, 1001, 1002])
+    assert held["a"]["load_rss_kib"] == 2000
+    assert held["a"]["kib_ratio"] == held["a"]["kib_per_conn"] / held["b"]["kib_per_conn"]
+    assert held["b"]["kib_ratio"] == 1.0
+    assert "kib_per_conn" not in summary["udp"]["a"]
+    table = run_module.format_table(summary, "b").splitlines()
+    end = table[0].index("KiB/conn") + len("KiB/conn")  # the column is right-aligned
+    cells = {tuple(line.split()[:2]): line[:end].split()[-1] for line in table[2:] if line}
+    assert float(cells["held", "a"]) == held["a"]["kib_per_conn"]
+    assert cells["udp", "a"] == "-"
+    matrix = table.index(next(line for line in table if line.startswith("KiB per connection")))
+    assert table[matrix + 2].split() == [
+        "held",
+        f"{held['a']['kib_ratio']:.2f}",
+        f"{held['b']['kib_ratio']:.2f}",
+    ]
+    assert not any(line.startswith("udp") for line in table[matrix:])
+
+
 @needs_cc
 def test_run_script_writes_table_json_and_chart(tmp_path: Path) -> None:
     """
@@ -323,6 +377,14 @@ def test_run_script_writes_table_json_and_chart(tmp_path: Path) -> None:
             # The C server may use less than one clock tick on a loaded
             # machine; the Python one cannot.
             assert record["msgs_per_cpu_s"] > 0 and record["server_cpu"] > 0
+        # Memory: read idle and under load, and shared out over the
+        # connections the driver held open.
+        assert record["idle_rss_kib"] > 0 and record["load_rss_kib"] > 0
+        held = record["result"]["established"]
+        assert held == 50
+        assert record["kib_per_conn"] == pytest.approx(
+            (record["load_rss_kib"] - record["idle_rss_kib"]) / held
+        )
     assert document["summary"]["lockstep-50"]["asyncio"]["ratio"] == 1.0
     if drawing:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
