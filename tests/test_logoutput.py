@@ -20,6 +20,7 @@ from twisted.logger import (
     LogLevel,
     LogPublisher,
     eventAsJSON,
+    formatEvent,
     formatEventAsClassicLogText,
     jsonFileLogObserver,
     textFileLogObserver,
@@ -39,6 +40,11 @@ from twisted_net.logoutput import (
 from twisted_net.logs import NamedLogger
 from twisted_net.tap import Options, batch_log_output
 
+
+class Source:
+    """A source object, as a factory or protocol would be."""
+
+
 FORMATS = [
     "Accept new connection from {peer}...",
     "Refused {peer}: {reason} ({suppressed} more refused since last report)",
@@ -50,18 +56,22 @@ FORMATS = [
     "no fields at all",
     "{source.__class__.__name__} attribute",
 ]
+
+
+class Name(str):
+    """A subclass of C{str}: JSON writes its value, text its C{__format__}."""
+
+
 VALUES = st.one_of(
     st.text(),
+    st.builds(Name, st.text()),
+    st.builds(Source),
     st.integers(),
     st.binary(max_size=20),
     st.floats(allow_nan=False),
     st.none(),
     st.lists(st.integers(), max_size=3),
 )
-
-
-class Source:
-    """A source object, as a factory or protocol would be."""
 
 
 def emitted(format: str, fields: dict[str, Any], level: LogLevel = LogLevel.info) -> LogEvent:
@@ -281,3 +291,39 @@ def test_batch_log_output_swaps_only_twisteds_stock_factories() -> None:
     assert not batch_log_output(options)
     assert options.parent["fileLogObserverFactory"] is custom
     assert not batch_log_output(Options())
+
+
+def test_a_file_that_fails_is_reported_not_retried_every_iteration() -> None:
+    """
+    When a batched write fails, the next event is written at once and its
+    failure raised to the publisher, which reports it to the other observers
+    (as for Twisted's own file observer), instead of the error being logged
+    to this observer every iteration; once the file takes lines again, they
+    are written.
+    """
+
+    class Full(io.StringIO):
+        full = True
+
+        def write(self, text: str) -> int:
+            if self.full:
+                raise OSError("No space left on device")
+            return super().write(text)
+
+    reactor = MemoryReactorClock()
+    reactor.running = True
+    out = Full()
+    observer = observing(out, reactor)
+    seen: list[LogEvent] = []
+    publisher = LogPublisher(observer, seen.append)
+    publisher(event_at(1.0))
+    reactor.advance(0)
+    publisher(event_at(2.0))
+    publisher(event_at(3.0))
+    reactor.advance(0)
+    dropped = [e for e in seen if "Temporarily disabling observer" in formatEvent(e)]
+    assert len(dropped) == 2
+    assert reactor.getDelayedCalls() == []
+    out.full = False
+    publisher(event_at(4.0))
+    assert out.getvalue() == formatText(event_at(4.0))

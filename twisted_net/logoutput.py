@@ -22,6 +22,7 @@ import json
 import threading
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
+from math import floor
 from string import Formatter
 from typing import IO, Any, cast
 
@@ -80,6 +81,7 @@ class BufferedLogObserver:
         self._waiting: list[str] = []
         self._lock = threading.Lock()
         self._flush_scheduled = False
+        self._broken: Exception | None = None
         self._thread = threading.get_ident()
         isatty = getattr(outFile, "isatty", None)
         self._at_once = bool(isatty and isatty())
@@ -97,6 +99,7 @@ class BufferedLogObserver:
             waiting.append(text)
         if (
             self._at_once
+            or self._broken is not None
             or not self._reactor.running
             or len(waiting) >= BATCH_LIMIT
             or threading.get_ident() != self._thread
@@ -108,7 +111,15 @@ class BufferedLogObserver:
 
     def _flush_later(self) -> None:
         self._flush_scheduled = False
-        self.flush()
+        try:
+            self.flush()
+        except Exception as error:
+            # Raised here, the reactor would log it to this observer, whose
+            # next flush would fail again, every iteration.  The next event
+            # is written at once instead, and raises to the publisher, which
+            # reports it to the other observers, as for Twisted's own file
+            # observer whose write fails.
+            self._broken = error
 
     def flush(self) -> None:
         """
@@ -124,6 +135,7 @@ class BufferedLogObserver:
             else:
                 self._file.write(text.encode(self._encoding))
             self._file.flush()
+            self._broken = None
 
 
 # Twisted's formats, with a fast path for plain-field formats ----------------
@@ -138,17 +150,21 @@ class _Fast:
 
 
 _NamedConstant = type(LogLevel.info)
-_SECOND_TEXT: list[Any] = [None, ""]
+_second_text: tuple[int | None, str] = (None, "")
 _SYSTEMS: dict[tuple[str, LogLevel], str] = {}
 _fast_formats: dict[str, _Fast | None] = {}
 
 
 def _time_text(when: float) -> str:
     """C{formatTime(when)}, made once per second (its format shows seconds)."""
-    second = int(when)
-    if _SECOND_TEXT[0] != second:
-        _SECOND_TEXT[:] = [second, formatTime(when)]
-    return str(_SECOND_TEXT[1])
+    global _second_text
+    second = floor(when)
+    cached = _second_text
+    if cached[0] == second:
+        return cached[1]
+    text = str(formatTime(when))
+    _second_text = (second, text)
+    return text
 
 
 def _pieces(format: str) -> tuple[tuple[str, str | None], ...]:
@@ -294,8 +310,8 @@ def _encoded(value: object) -> str:
         return int.__repr__(cast(int, value))
     if kind is dict:
         return _encoded_dict(cast(dict[str, object], value))
-    if value is None or kind is bool or kind is list or kind is tuple or kind is bytes:
-        return _ENCODER.encode(value)
+    if value is None or isinstance(value, (str, int, float, dict, list, tuple, bytes)):
+        return _ENCODER.encode(value)  # subclasses too: JSON writes their values
     key = value if isinstance(value, _NamedConstant) else kind
     try:
         return _VALUES[key]
