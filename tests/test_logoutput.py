@@ -327,3 +327,27 @@ def test_a_file_that_fails_is_reported_not_retried_every_iteration() -> None:
     out.full = False
     publisher(event_at(4.0))
     assert out.getvalue() == formatText(event_at(4.0))
+
+
+def test_a_line_logged_during_a_write_follows_it() -> None:
+    """
+    A line logged while a batch is being written (Twisted logs from its
+    signal handlers, which interrupt the reactor's thread anywhere) is
+    written right after that batch, not lost, not written in the middle.
+    """
+    reactor = MemoryReactorClock()
+    observer: BufferedLogObserver
+
+    class Interrupted(io.StringIO):
+        interrupted = False
+
+        def write(self, text: str) -> int:
+            if not self.interrupted:
+                self.interrupted = True
+                observer(event_at(9.0))  # as a signal handler would, mid-write
+            return super().write(text)
+
+    out = Interrupted()
+    observer = observing(out, reactor)
+    observer(event_at(8.0))
+    assert out.getvalue() == formatText(event_at(8.0)) + formatText(event_at(9.0))  # type: ignore[operator]

@@ -79,7 +79,10 @@ class BufferedLogObserver:
         self._format = formatEvent
         self._reactor = reactor
         self._waiting: list[str] = []
-        self._lock = threading.Lock()
+        # Reentrant: Twisted logs from its signal handlers, which run in the
+        # reactor's thread, perhaps in the middle of a flush.
+        self._lock = threading.RLock()
+        self._flushing = False
         self._flush_scheduled = False
         self._broken: Exception | None = None
         self._thread = threading.get_ident()
@@ -96,7 +99,7 @@ class BufferedLogObserver:
             return
         with self._lock:
             waiting = self._waiting
-            waiting.append(text)
+            waiting.append(text)  # the list in use: flush() takes it whole
         if (
             self._at_once
             or self._broken is not None
@@ -126,16 +129,23 @@ class BufferedLogObserver:
         Write every line waiting, in one write, and flush the file.
         """
         with self._lock:
-            if not self._waiting:
+            if self._flushing or not self._waiting:
+                # Re-entered from a signal handler: the flush under way
+                # writes its line too, after the write in progress.
                 return
-            text = "".join(self._waiting)
-            self._waiting.clear()
-            if self._encoding is None:
-                self._file.write(text)
-            else:
-                self._file.write(text.encode(self._encoding))
-            self._file.flush()
-            self._broken = None
+            self._flushing = True
+            try:
+                while self._waiting:
+                    waiting, self._waiting = self._waiting, []
+                    text = "".join(waiting)
+                    if self._encoding is None:
+                        self._file.write(text)
+                    else:
+                        self._file.write(text.encode(self._encoding))
+                self._file.flush()
+                self._broken = None
+            finally:
+                self._flushing = False
 
 
 # Twisted's formats, with a fast path for plain-field formats ----------------
