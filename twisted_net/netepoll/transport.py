@@ -48,7 +48,7 @@ class WriteThroughServer(tcp.Server):
     @ivar _nothing_written: nothing was written or read yet: the bytes a
         server sends first (a greeting, from C{connectionMade}) leave in the
         L{write} call; once the peer has spoken (the reactor clears this on
-        every read), writes wait for the end-of-iteration flush, so that a
+        the first read), writes wait for the end-of-iteration flush, so that a
         reply written in pieces (HTTP's headers, then body) leaves in one
         segment.
     @ivar _in_epoll_unknown: the socket is still in the epoll set for
