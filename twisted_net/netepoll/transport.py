@@ -176,8 +176,9 @@ class WriteThroughServer(tcp.Server):
                     return
                 data = data[sent:]
         self._tempDataBuffer.append(data)
-        self._tempDataLen += len(data)
-        if self._tempDataLen > self.bufferSize:
+        queued = self._tempDataLen + len(data)
+        self._tempDataLen = queued
+        if queued > self.bufferSize:
             self._maybePauseProducer()
         if not self._flush_queued:
             self._flush_queued = True
