@@ -55,9 +55,11 @@ def send_queued(
         # must: it runs for every reply (docs/PERFORMANCE.md, section
         # "Winning back the restructuring's cost").
         try:
-            if (
-                transport._plain and not (transport.dataBuffer or transport.producerPaused)
-            ) or _only_bytes_queued(transport):
+            if (not transport._plain or transport.dataBuffer or transport.producerPaused) and (
+                why := _send_otherwise(transport)
+            ) is not _ONE_WRITE:
+                pass  # done, or lost: why says
+            else:
                 chunks = transport._tempDataBuffer
                 data = _join(chunks)  # the chunk itself when there is one
                 chunks.clear()
@@ -74,7 +76,7 @@ def send_queued(
                     # the cheaper test.)
                     if transport._plain or not transport.disconnecting:
                         continue
-                    why: object = transport._postLoseConnection()
+                    why = transport._postLoseConnection()
                 elif sent == -2:
                     why = CONNECTION_LOST
                 else:
@@ -83,53 +85,34 @@ def send_queued(
                     transport.offset = sent if sent > 0 else 0
                     transport.startWriting()
                     continue
-            else:
-                why = _send_otherwise(transport)
         except BaseException:
             why = sys.exc_info()[1]
             log.err()
         if why:
-            _report(lost, transport, why)
+            try:
+                lost(transport, why, False)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                log.err()
     transports.clear()
 
 
-def _only_bytes_queued(transport: WriteThroughServer) -> bool:
-    """
-    Whether a transport that is no longer plain still has nothing but this
-    iteration's bytes to send (then perhaps the close): connected, not
-    aborted, and nothing that Twisted's C{doWrite} must see to.
-    """
-    return bool(
-        not transport._plain
-        and transport.connected
-        and not transport._aborting
-        and transport._tempDataLen
-        and not _needs_do_write(transport)
-    )
-
-
-def _needs_do_write(transport: WriteThroughServer) -> bool:
-    """
-    Whether a transport that is no longer plain is Twisted's C{doWrite}'s
-    to flush: bytes wait for writability, a half-close is pending, or a
-    producer waits on the flush (paused, or a pull producer).
-    """
-    producer = transport.producer
-    return bool(
-        transport.dataBuffer
-        or transport._writeDisconnecting
-        or (producer is not None and (transport.producerPaused or not transport.streamingProducer))
-    )
+_ONE_WRITE = object()
+"""What L{_send_otherwise} gives for a transport that L{send_queued} is to
+send with one C{write(2)} after all."""
 
 
 def _send_otherwise(transport: WriteThroughServer) -> object:
     """
-    What L{send_queued} does for a transport it does not send with one
-    C{write(2)}: nothing for a lost or aborted connection, Twisted's
-    C{doWrite} (and an epoll writer for what that leaves unsent) where
-    L{_needs_do_write} says so, or the close asked for with nothing unsent.
+    What L{send_queued} does for a transport that is not the common case:
+    nothing for a lost or aborted connection; Twisted's C{doWrite} (and an
+    epoll writer for what that leaves unsent) when bytes wait for
+    writability, a half-close is pending or a producer waits on the flush;
+    else the one C{write(2)} (L{_ONE_WRITE}) when bytes are queued, or the
+    close asked for with nothing unsent.
 
-    @return: why the connection is lost, or C{None}.
+    @return: L{_ONE_WRITE}, or why the connection is lost, or C{None}.
     """
     if transport._plain:
         # Bytes wait for writability, or the producer is paused.
@@ -137,26 +120,22 @@ def _send_otherwise(transport: WriteThroughServer) -> object:
     elif not transport.connected or transport._aborting:
         return None
     else:
-        general = _needs_do_write(transport)
+        producer = transport.producer
+        general = bool(
+            transport.dataBuffer
+            or transport._writeDisconnecting
+            or (
+                producer is not None
+                and (transport.producerPaused or not transport.streamingProducer)
+            )
+        )
     if general:
         why = transport.doWrite()
         if not why and transport.has_unsent_data():
             transport.startWriting()
         return why
+    if transport._tempDataLen:
+        return _ONE_WRITE
     if transport.disconnecting:
         return transport._postLoseConnection()
     return None
-
-
-def _report(
-    lost: Callable[[WriteThroughServer, object, bool], None],
-    transport: WriteThroughServer,
-    why: object,
-) -> None:
-    """Tell the reactor that C{transport}'s connection is lost, C{why}."""
-    try:
-        lost(transport, why, False)
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        log.err()
