@@ -37,8 +37,9 @@ def send_queued(
     The common case, a plain transport (see L{WriteThroughServer}) with only
     this iteration's bytes queued and no paused producer, is one C{write(2)}
     here; so is a transport that is no longer plain but has only bytes
-    queued (then the close, if one was asked for); a close requested with
-    nothing unsent is the close; everything else is Twisted's C{doWrite}.
+    queued and is not closing; a close requested with nothing unsent is the
+    close; everything else (a close after bytes included) is Twisted's
+    C{doWrite}.
     What the kernel does not take waits for writability.  Transports queued
     while this runs (by a C{connectionLost} run from here, say) are sent in
     the same pass; the queue is left empty.
@@ -72,12 +73,8 @@ def send_queued(
                 except OSError as error:
                     sent = -1 if error.errno == errno.ENOBUFS else -2
                 if sent == size:
-                    # (A plain transport is never closing; _plain is a bool,
-                    # the cheaper test.)
-                    if transport._plain or not transport.disconnecting:
-                        continue
-                    why = transport._postLoseConnection()
-                elif sent == -2:
+                    continue  # (a transport closing after its bytes is doWrite's)
+                if sent == -2:
                     why = CONNECTION_LOST
                 else:
                     # The rest waits for writability.
@@ -108,9 +105,9 @@ def _send_otherwise(transport: WriteThroughServer) -> object:
     What L{send_queued} does for a transport that is not the common case:
     nothing for a lost or aborted connection; Twisted's C{doWrite} (and an
     epoll writer for what that leaves unsent) when bytes wait for
-    writability, a half-close is pending or a producer waits on the flush;
-    else the one C{write(2)} (L{_ONE_WRITE}) when bytes are queued, or the
-    close asked for with nothing unsent.
+    writability, a half-close is pending, a producer waits on the flush, or
+    a close waits for bytes; else the one C{write(2)} (L{_ONE_WRITE}) when
+    bytes are queued, or the close asked for with nothing unsent.
 
     @return: L{_ONE_WRITE}, or why the connection is lost, or C{None}.
     """
@@ -128,6 +125,7 @@ def _send_otherwise(transport: WriteThroughServer) -> object:
                 producer is not None
                 and (transport.producerPaused or not transport.streamingProducer)
             )
+            or (transport._tempDataLen and transport.disconnecting)
         )
     if general:
         why = transport.doWrite()
