@@ -307,6 +307,27 @@ def test_start_tls_writes_go_through_the_tls_layer() -> None:
     assert b"secret" not in sock.sent and b"more" not in sock.sent
 
 
+def test_bytes_written_before_start_tls_leave_as_written() -> None:
+    """
+    What was written before C{startTLS} (a C{STARTTLS} reply) still leaves
+    as it was written, in one send at the end of the iteration, though the
+    transport is no longer plain; what is written after goes to the TLS
+    layer.
+    """
+    import trustme
+    from twisted.internet import ssl
+
+    transport, sock, reactor = make_transport()
+    transport.write(b"220 Ready to start TLS\r\n")
+    certificate = trustme.CA().issue_cert("localhost")
+    pem = certificate.private_key_and_cert_chain_pem.bytes()
+    transport.startTLS(ssl.PrivateCertificate.loadPEM(pem).options())
+    transport.write(b"secret")
+    assert flush(transport, reactor) is None
+    assert sock.sends[0] == b"220 Ready to start TLS\r\n"
+    assert b"secret" not in sock.sent
+
+
 def test_non_bytes_are_refused() -> None:
     transport, _, _ = make_transport()
     with pytest.raises(TypeError):

@@ -244,15 +244,17 @@ class NetReactor(EPollReactor):
                         if data:
                             # What is written from now on answers the peer:
                             # no longer "the server speaks first" (see
-                            # WriteThroughServer.write).
-                            selectable._nothing_written = False
+                            # WriteThroughServer.write).  Tested before it is
+                            # cleared: a load costs less than a store.
+                            if selectable._nothing_written:
+                                selectable._nothing_written = False
                             try:
                                 selectable.protocol.dataReceived(data)
+                                if event == readable:
+                                    continue
                             except BaseException:
                                 log.err()
                                 self._disconnectSelectable(selectable, sys.exc_info()[1], False)
-                                continue
-                            if event == readable:
                                 continue
                             why = None
                         else:

@@ -48,7 +48,7 @@ class WriteThroughServer(tcp.Server):
     @ivar _nothing_written: nothing was written or read yet: the bytes a
         server sends first (a greeting, from C{connectionMade}) leave in the
         L{write} call; once the peer has spoken (the reactor clears this on
-        every read), writes wait for the end-of-iteration flush, so that a
+        the first read), writes wait for the end-of-iteration flush, so that a
         reply written in pieces (HTTP's headers, then body) leaves in one
         segment.
     @ivar _in_epoll_unknown: the socket is still in the epoll set for
@@ -176,8 +176,9 @@ class WriteThroughServer(tcp.Server):
                     return
                 data = data[sent:]
         self._tempDataBuffer.append(data)
-        self._tempDataLen += len(data)
-        if self._tempDataLen > self.bufferSize:
+        queued = self._tempDataLen + len(data)
+        self._tempDataLen = queued
+        if queued > self.bufferSize:
             self._maybePauseProducer()
         if not self._flush_queued:
             self._flush_queued = True
