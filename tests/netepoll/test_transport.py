@@ -381,11 +381,7 @@ def test_transport_state_is_twisteds_own() -> None:
         assert name not in vars(twisteds)
         assert getattr(ours, name) == getattr(twisteds, name), name
     assert ours.descriptor == ours.socket.fileno()
-    own = (
-        made
-        | copied
-        | {"descriptor", "_flush_queued", "_plain", "_nothing_written", "_peer_address"}
-    )
+    own = made | copied | {"descriptor", "_flush_queued", "_plain", "_nothing_written"}
     assert set(vars(ours)) - own == set(vars(twisteds)) - {"logstr", "repstr"}
     ours.connectionLost(Failure(twisted_main.CONNECTION_DONE))
     assert ours.logPrefix() == f"Recorder,7,{LOOPBACK}"

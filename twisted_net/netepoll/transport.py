@@ -100,7 +100,6 @@ class WriteThroughServer(tcp.Server):
         self._flush_queued = False
         self._plain = True
         self._nothing_written = True
-        self._peer_address: Any = None
         reactor.watch_new_connection(self.descriptor, self)
         self.connected = 1
 
@@ -183,17 +182,6 @@ class WriteThroughServer(tcp.Server):
         if not self._flush_queued:
             self._flush_queued = True
             self.reactor._unflushed.append(self)  # type: ignore[attr-defined]
-
-    def getPeer(self) -> Any:
-        """
-        The peer's address, as Twisted's C{getPeer} makes it, but made once
-        when first asked for and then kept (Twisted builds a new address
-        object for every call); a plain attribute, as C{_logstr} above.
-        """
-        address = self._peer_address
-        if address is None:
-            address = self._peer_address = super().getPeer()
-        return address
 
     # What ends the plain state (see _plain in the class docstring).  Each
     # of these is how Twisted sets one of TLS, _aborting, disconnecting,
