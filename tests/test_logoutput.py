@@ -351,3 +351,25 @@ def test_a_line_logged_during_a_write_follows_it() -> None:
     observer = observing(out, reactor)
     observer(event_at(8.0))
     assert out.getvalue() == formatText(event_at(8.0)) + formatText(event_at(9.0))  # type: ignore[operator]
+
+
+def test_formats_made_on_the_fly_do_not_grow_the_caches() -> None:
+    """
+    A program logging formats it builds each time (f-strings) gets the same
+    output, and the caches of formats stop growing at their limits.
+    """
+    from twisted_net import logoutput, logs
+
+    recipes, fast_formats = dict(logs._recipes), dict(logoutput._fast_formats)
+    try:
+        for number in range(logs.RECIPES_KEPT + 50):
+            event = emitted(f"request {number} from {{peer}}", {"peer": "p"})
+            assert formatText(copied(event)) == formatEventAsClassicLogText(as_stock(event))
+            assert formatJSON(copied(event)) == json_record(copied(as_stock(event)))
+        assert len(logs._recipes) <= logs.RECIPES_KEPT
+        assert len(logoutput._fast_formats) <= logoutput.FORMATS_KEPT
+    finally:
+        logs._recipes.clear()
+        logs._recipes.update(recipes)
+        logoutput._fast_formats.clear()
+        logoutput._fast_formats.update(fast_formats)

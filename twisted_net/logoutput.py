@@ -55,6 +55,11 @@ __all__ = [
 BATCH_LIMIT = 256
 """Lines buffered at most before a write, whatever the iteration."""
 
+FORMATS_KEPT = 1000
+"""Formats given a fast path, at most: a program that logs formats it makes
+on the fly (f-strings) gets Twisted's formatting past that many, not a
+cache that grows without end."""
+
 Formatting = Callable[[LogEvent], "str | None"]
 
 
@@ -199,7 +204,8 @@ def _fast(format: str) -> _Fast | None:
     try:
         return _fast_formats[format]
     except KeyError:
-        pass
+        if len(_fast_formats) >= FORMATS_KEPT:
+            return None  # Twisted's formatting, as without this module
     from twisted_net.logs import _flattened
 
     recipe = flattening(format)
@@ -217,7 +223,11 @@ def _fast(format: str) -> _Fast | None:
         flat = _flattened(recipe, sample)
         if flat is not None:
             sample["log_flattened"] = flat
-            if _render(candidate, sample) == formatEventAsClassicLogText(dict(sample)):
+            try:
+                agrees = _render(candidate, sample) == formatEventAsClassicLogText(dict(sample))
+            except (KeyError, AttributeError):
+                agrees = False
+            if agrees:
                 fast = candidate
     _fast_formats[format] = fast
     return fast

@@ -32,6 +32,10 @@ Recipe = tuple[tuple[str, str, str], ...]
 """How to flatten one format: (flattened key, field name, how) per key,
 where how is C{"str"}, C{"repr"} or C{"value"}."""
 
+RECIPES_KEPT = 1000
+"""Formats whose recipe is kept, at most (formats made on the fly must not
+grow the cache without end)."""
+
 _recipes: dict[str, Recipe | None] = {}
 
 
@@ -86,6 +90,8 @@ def flattening(format: str) -> Recipe | None:
     try:
         return _recipes[format]
     except KeyError:
+        if len(_recipes) >= RECIPES_KEPT:
+            return None  # Twisted flattens it, as it would without this
         recipe = _recipes[format] = _learn(format)
         return recipe
 
