@@ -268,14 +268,18 @@ class WriteThroughServer(tcp.Server):
         else:
             self.stopReading()
 
+    def _rejoin_epoll(self) -> None:
+        """Take the socket out of the epoll set L{_stop_reading} left it in."""
+        if self._in_epoll_unknown:
+            self._in_epoll_unknown = False
+            self.reactor.unregister_forgotten(self.descriptor)  # type: ignore[attr-defined]
+
     def startReading(self) -> None:
         """
         Watch for readability (Twisted's, after leaving the epoll set if
         L{_stop_reading} left the socket there).
         """
-        if self._in_epoll_unknown:
-            self._in_epoll_unknown = False
-            self.reactor.unregister_forgotten(self.descriptor)  # type: ignore[attr-defined]
+        self._rejoin_epoll()
         super().startReading()
 
     def startWriting(self) -> None:
@@ -283,9 +287,7 @@ class WriteThroughServer(tcp.Server):
         Watch for writability (Twisted's, after leaving the epoll set if
         L{_stop_reading} left the socket there).
         """
-        if self._in_epoll_unknown:
-            self._in_epoll_unknown = False
-            self.reactor.unregister_forgotten(self.descriptor)  # type: ignore[attr-defined]
+        self._rejoin_epoll()
         super().startWriting()
 
     def connectionLost(self, reason: Failure) -> None:
