@@ -7,6 +7,7 @@ only that the figures are consistent and the protocol is right.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -16,6 +17,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +28,7 @@ from support import RunningServer, installed_script
 
 from twisted_net.cli import bench
 from twisted_net.cli.bench import process
+from twisted_net.cli.bench.load import LoadRun
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 PEERS = BENCHMARKS / "peers"
@@ -402,6 +405,58 @@ def test_histogram_percentiles() -> None:
     assert histogram.percentile(0.99) == pytest.approx(991, abs=1)
     assert histogram.percentile(1.0) == pytest.approx(50_000, rel=0.02)
     assert histogram.summary()["max"] == 50_000.0
+
+
+class _InterruptedWhileUnregistering:
+    """
+    An epoll object whose first C{unregister} does its work and then gets
+    Ctrl-C, as a user's SIGINT can land between any two lines of a close.
+    """
+
+    def __init__(self, poller: Any) -> None:
+        self.poller = poller
+        self.interrupted = False
+
+    def unregister(self, fd: int) -> None:
+        self.poller.unregister(fd)
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.poller, name)
+
+
+def test_ctrl_c_while_closing_a_connection_still_reports() -> None:
+    """
+    Ctrl-C that lands inside the close of a churn connection ends the run
+    with what was measured, and closes every socket: no "No such file or
+    directory" from unregistering the same socket twice.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+
+    def hang_up() -> None:  # every client is accepted, then closed: a close for it
+        with contextlib.suppress(OSError):
+            while True:
+                listener.accept()[0].close()
+
+    server = threading.Thread(target=hang_up, daemon=True)
+    server.start()
+    try:
+        load = LoadRun("127.0.0.1", listener.getsockname()[1], "churn", 2, 10.0)
+        poller = _InterruptedWhileUnregistering(load.poller)
+        load.poller = poller  # type: ignore[assignment]
+        result = load.run()
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        server.join(5)
+    assert poller.interrupted
+    assert result["interrupted"] is True
+    assert result["error_detail"]["closed"] + result["error_detail"]["reset"] >= 1
+    assert load.conns == {}
 
 
 def test_bench_rejects_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:

@@ -116,10 +116,11 @@ class LoadRun:
         return conn
 
     def _close(self, conn: _Conn) -> None:
+        # Forget the connection before unregistering it: Ctrl-C can land
+        # between the two, and _result must not unregister it twice (ENOENT).
         fd = conn.sock.fileno()
-        if fd >= 0:
+        if fd >= 0 and self.conns.pop(fd, None) is not None:
             self.poller.unregister(fd)
-            del self.conns[fd]
         conn.sock.close()
         conn.state = _DEAD
 
@@ -377,9 +378,10 @@ class LoadRun:
         """
         now = time.perf_counter_ns()
         elapsed = max((now - start) / 1e9, 1e-9) if start is not None else 0.0
-        for conn in list(self.conns.values()):
-            self._close(conn)
-        self.poller.close()
+        self.poller.close()  # first: whatever Ctrl-C left half-registered goes with it
+        for conn in self.conns.values():
+            conn.sock.close()
+        self.conns.clear()
         return {
             "scenario": self.scenario,
             "framing": self.framing,
