@@ -464,6 +464,39 @@ def test_events_beyond_one_wait_are_served_by_the_next(
             client.close()
 
 
+def test_first_replies_leave_before_the_last_peers_are_read(echo_reactor: Any) -> None:
+    """
+    With 200 peers ready at once, the answers to the first ones are sent
+    before the last ones are read (after one poll: some answered, not all),
+    so that the first peers' next messages overlap the server's reading;
+    every peer is answered in the end.
+    """
+    reactor, port, _ = echo_reactor
+    clients = []
+    for _ in range(200):  # accepted as they come: the backlog is 50
+        clients.append(socket.create_connection((LOOPBACK, port), timeout=5))
+        reactor.iterate(0)
+    try:
+        turn_until(reactor, lambda: len(reactor._selectables) > len(clients))  # all accepted
+        for client in clients:
+            client.send(b"ping")
+            client.setblocking(False)
+
+        def answered() -> int:
+            count = 0
+            for client in clients:
+                with contextlib.suppress(BlockingIOError):
+                    count += client.recv(100, socket.MSG_PEEK) == b"ping"
+            return count
+
+        reactor.doPoll(0)
+        assert 0 < answered() < len(clients)
+        turn_until(reactor, lambda: answered() == len(clients))
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_half_close_is_reported_and_replies_still_arrive(echo_reactor: Any) -> None:
     reactor, port, ends = echo_reactor
     with socket.create_connection((LOOPBACK, port), timeout=5) as client:

@@ -37,8 +37,12 @@ __all__ = ["NetReactor", "install"]
 _read_descriptor = os.read
 """How C{doPoll} reads a server transport's descriptor (a seam for tests)."""
 
-_MAX_EVENTS = 1024
-"""Most events taken from one C{epoll_wait} (the rest come with the next)."""
+_MAX_EVENTS = 64
+"""Most events taken from one C{epoll_wait} (the rest come with the next).
+Replies leave at the end of each batch, so a small batch lets the first
+peers' answers go while the others are still being read: at 1,000 lockstep
+connections, 64 gave 1.15-1.18x the messages/s of 1,024 and a shorter tail
+(docs/PERFORMANCE.md, "Many connections: the epoll batch")."""
 
 # What Twisted's _disconnectSelectable hands to connectionLost for the two
 # common reasons (its own table is a default argument of that method).
