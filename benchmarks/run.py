@@ -759,6 +759,12 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("uvloop is not installed (pip install '.[bench]'); skipping it", file=sys.stderr)
             options.server_names.remove("uvloop")
+    if not options.no_chart:
+        try:
+            __import__("matplotlib")
+        except ImportError:
+            print("matplotlib is not installed (pip install '.[bench]'): no chart", file=sys.stderr)
+            options.no_chart = True
     raise_nofile()
     binaries = build(options.build)
     runs: list[dict[str, Any]] = []
