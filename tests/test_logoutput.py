@@ -37,7 +37,7 @@ from twisted_net.logoutput import (
     formatJSON,
     formatText,
 )
-from twisted_net.logs import NamedLogger
+from twisted_net.logs import NamedLogger, PreparedEvent
 from twisted_net.tap import Options, batch_log_output
 
 
@@ -373,3 +373,19 @@ def test_formats_made_on_the_fly_do_not_grow_the_caches() -> None:
         logs._recipes.update(recipes)
         logoutput._fast_formats.clear()
         logoutput._fast_formats.update(fast_formats)
+
+
+@given(st.sampled_from(FORMATS), VALUES)
+def test_a_prepared_event_is_the_event_emit_builds(format: str, value: Any) -> None:
+    """
+    L{PreparedEvent} hands observers the event C{NamedLogger.emit} builds
+    for the same format, name and field (its time aside), by its fast path
+    for a plain text field and through C{emit} for anything else.
+    """
+    events: list[LogEvent] = []
+    logger = NamedLogger("twisted_net.test", Source(), LogPublisher(events.append))
+    PreparedEvent(logger, LogLevel.info, format, "connection_opened", "peer")(value)
+    logger.emit(LogLevel.info, format, event="connection_opened", peer=value)
+    prepared, emitted_ = events
+    assert prepared.pop("log_time") <= emitted_.pop("log_time")
+    assert list(prepared.items()) == list(emitted_.items())

@@ -13,6 +13,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 
 from twisted_net.config import ServerConfig
+from twisted_net.logs import NamedLogger
 from twisted_net.server.factory import GreetingFactory
 from twisted_net.server.session import GreetingProtocol
 
@@ -166,6 +167,23 @@ def test_connection_opened_and_closed_are_logged() -> None:
     assert [e["peer"] for e in closed] == ["127.0.0.1:40000"]
     assert opened[0]["log_format"] == "Accept new connection from {peer}..."
     assert closed[0]["log_format"] == "Connection from {peer} closed."
+
+
+def test_the_server_prepares_its_connection_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    The factory's two connection lines take L{PreparedEvent}'s fast path,
+    not C{Logger.emit}, and still reach the log with the peer's address.
+    """
+    emits: list[object] = []
+    monkeypatch.setattr(NamedLogger, "emit", lambda self, *args, **kwargs: emits.append(args))
+    with capturedLogs() as events:
+        session = Session("seed")
+        session.protocol.connectionLost()
+    assert [(e["event"], e["peer"]) for e in events] == [
+        ("connection_opened", "127.0.0.1:40000"),
+        ("connection_closed", "127.0.0.1:40000"),
+    ]
+    assert emits == []
 
 
 def test_ipv6_peer_is_logged_in_brackets() -> None:

@@ -9,10 +9,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
+from twisted.logger import LogLevel
 
 from twisted_net.config import ServerConfig
 from twisted_net.hello import FRAMING_CHOICES
-from twisted_net.logs import NamedLogger
+from twisted_net.logs import NamedLogger, PreparedEvent
 from twisted_net.server.counters import Counters
 from twisted_net.server.framing import FRAMINGS
 from twisted_net.server.refusals import (
@@ -24,6 +25,11 @@ from twisted_net.server.refusals import (
 from twisted_net.server.session import GreetingProtocol
 
 __all__ = ["GreetingFactory", "Watchdog"]
+
+OPENED_FORMAT = "Accept new connection from {peer}..."
+"""The tutorial's line for a connection accepted (event C{connection_opened})."""
+CLOSED_FORMAT = "Connection from {peer} closed."
+"""The tutorial's line for a connection closed (event C{connection_closed})."""
 
 
 class Watchdog:
@@ -111,6 +117,13 @@ class GreetingFactory(Factory):
         self.draining = False
         self._watchdog = Watchdog(self)
         self._closed_waiters: list[Deferred[None]] = []
+        log = self.log
+        self._log_opened = PreparedEvent(
+            log, LogLevel.info, OPENED_FORMAT, "connection_opened", "peer"
+        )
+        self._log_closed = PreparedEvent(
+            log, LogLevel.info, CLOSED_FORMAT, "connection_closed", "peer"
+        )
 
     def configure(self, config: ServerConfig) -> None:
         """
@@ -165,11 +178,7 @@ class GreetingFactory(Factory):
         self.counters.connections_open += 1
         self.counters.connections_total += 1
         if config.log_connections:
-            self.log.info(
-                "Accept new connection from {peer}...",
-                event="connection_opened",
-                peer=protocol.peer,
-            )
+            self._log_opened(protocol.peer)
         return None
 
     def release(self, protocol: GreetingProtocol) -> None:
@@ -187,9 +196,7 @@ class GreetingFactory(Factory):
                 self.per_peer.pop(host, None)
         self.counters.connections_open -= 1
         if self._config.log_connections:
-            self.log.info(
-                "Connection from {peer} closed.", event="connection_closed", peer=protocol.peer
-            )
+            self._log_closed(protocol.peer)
         if not self.sessions and self._closed_waiters:
             waiters, self._closed_waiters = self._closed_waiters, []
             for waiter in waiters:
