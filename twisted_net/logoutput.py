@@ -24,7 +24,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 from math import floor
 from string import Formatter
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.logger import (
@@ -302,55 +302,46 @@ def _saved(value: object) -> object:
 
 
 _ENCODER = json.JSONEncoder(skipkeys=True, check_circular=False, default=_saved)
-"""C{json.dumps(event, default=..., skipkeys=True)}, as C{eventAsJSON} calls it,
-made once; an event that refers to itself raises C{RecursionError} instead
-of C{ValueError}, and goes to C{eventAsJSON}, which says so."""
+"""C{json.dumps(event, default=..., skipkeys=True)}, as C{eventAsJSON} calls
+it, made once, with the hook that saves a logger, a level or a source from
+what Twisted made of its kind the first time.  An event that refers to
+itself raises C{RecursionError} instead of C{ValueError}, and goes to
+C{eventAsJSON}, which says so."""
 
 
-_KEYS: dict[str, str] = {}
-_VALUES: dict[object, str] = {}
-_FLOATS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
-
-
-def _encoded(value: object) -> str:
+def _c_encoding(encoder: json.JSONEncoder) -> Callable[[object], str]:
     """
-    C{value} as C{json.dumps} writes it inside an event: strings, numbers
-    and flat dictionaries directly, a saved object's text once per kind,
-    anything else through L{_ENCODER}.
+    C{encoder.encode}, calling the C encoder that it builds on every call
+    only once, where this Python has one that writes what C{encode} writes.
     """
-    kind = type(value)
-    if kind is str:
-        return encode_basestring_ascii(cast(str, value))
-    if kind is float:
-        number = cast(float, value)
-        if number != number:
-            return "NaN"
-        return _FLOATS.get(number) or float.__repr__(number)
-    if kind is int:
-        return int.__repr__(cast(int, value))
-    if kind is dict:
-        return _encoded_dict(cast(dict[str, object], value))
-    if value is None or isinstance(value, (str, int, float, dict, list, tuple, bytes)):
-        return _ENCODER.encode(value)  # subclasses too: JSON writes their values
-    key = value if isinstance(value, _NamedConstant) else kind
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
     try:
-        return _VALUES[key]
-    except KeyError:
-        text = _VALUES[key] = _ENCODER.encode(value)
-        return text
+        encode_chunks = make(
+            None,
+            encoder.default,
+            encode_basestring_ascii,
+            None,
+            encoder.key_separator,
+            encoder.item_separator,
+            encoder.sort_keys,
+            encoder.skipkeys,
+            encoder.allow_nan,
+        )
+
+        def encode(value: object) -> str:
+            return "".join(encode_chunks(value, 0))
+
+        sample = {"a": "\u00e9\n", "b": [1.5, float("inf"), None, True], "c": {"d": -2}}
+        if encode(sample) != encoder.encode(sample):
+            return encoder.encode
+    except Exception:  # another signature: the public path is right too
+        return encoder.encode
+    return encode
 
 
-def _encoded_dict(fields: dict[str, object]) -> str:
-    """A dictionary of string keys, as C{json.dumps} writes it."""
-    parts = []
-    for key, value in fields.items():
-        encoded_key = _KEYS.get(key)
-        if encoded_key is None:
-            if type(key) is not str:
-                raise TypeError("a key that is not a string: left to json.dumps")
-            encoded_key = _KEYS[key] = encode_basestring_ascii(key)
-        parts.append(f"{encoded_key}: {_encoded(value)}")
-    return "{" + ", ".join(parts) + "}"
+_encode = _c_encoding(_ENCODER)
 
 
 def formatJSON(event: LogEvent) -> str | None:
@@ -358,14 +349,14 @@ def formatJSON(event: LogEvent) -> str | None:
     C{jsonFileLogObserver}'s record for C{event}: the same text, made faster
     for an event already flattened whose format has plain fields.
 
-    JSON text is compositional (C{json.dumps} joins a dictionary's keys and
-    values with C{": "} and C{", "}), so each value is written on its own:
-    the logger, the level and the source, which C{eventAsJSON} saves through
-    a hook on every event, are written once per kind.
+    C{eventAsJSON} flattens the event again (parsing its format) and saves
+    the logger, level and source through a Python hook; such an event needs
+    no flattening, and the hook's answer for each kind is kept, so the
+    record is one call of the C encoder.
     """
     if _fast_for(event) is not None:
         try:
-            return f"\x1e{_encoded_dict(event)}\n"
+            return f"\x1e{_encode(event)}\n"
         except (TypeError, ValueError, RecursionError):
             pass
     return f"\x1e{eventAsJSON(event)}\n"
