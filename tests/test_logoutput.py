@@ -389,3 +389,18 @@ def test_a_prepared_event_is_the_event_emit_builds(format: str, value: Any) -> N
     prepared, emitted_ = events
     assert prepared.pop("log_time") <= emitted_.pop("log_time")
     assert list(prepared.items()) == list(emitted_.items())
+
+
+def test_json_records_without_the_c_encoder(monkeypatch: Any) -> None:
+    """
+    Where this Python has no C encoder, or one that writes other text, the
+    JSON records come from C{json}'s public encoder, the same text.
+    """
+    from twisted_net import logjson
+
+    event = emitted("Accept new connection from {peer}...", {"peer": "127.0.0.1:5"})
+    expected = json_record(as_stock(event))
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    assert f"\x1e{logjson._c_encoding(logjson._ENCODER)(event)}\n" == expected
+    monkeypatch.setattr(json.encoder, "c_make_encoder", lambda *args: lambda value, level: ["x"])
+    assert logjson._c_encoding(logjson._ENCODER) == logjson._ENCODER.encode

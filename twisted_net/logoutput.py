@@ -18,10 +18,8 @@ the default level".
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
-from json.encoder import encode_basestring_ascii
 from math import floor
 from string import Formatter
 from typing import IO, Any
@@ -39,9 +37,9 @@ from twisted.logger import (
     textFileLogObserver,
 )
 from twisted.python.compat import ioType
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_net.logjson import event_json
 from twisted_net.logs import Recipe, flattening
 
 __all__ = [
@@ -279,84 +277,15 @@ def _time_text_or_default(when: float | None) -> str:
     return "-" if when is None else _time_text(when)
 
 
-_SAVED: dict[object, object] = {}
-
-
-def _saved(value: object) -> object:
-    """
-    How C{eventAsJSON} saves a value JSON cannot hold: a logger or a source
-    is "unpersistable", a level its name; asked of Twisted once per kind.
-    """
-    key = value if isinstance(value, _NamedConstant) else type(value)
-    try:
-        return _SAVED[key]
-    except (KeyError, TypeError):
-        pass
-    if isinstance(value, bytes):
-        return value.decode("charmap")
-    if isinstance(value, Failure):
-        raise TypeError("a Failure: saved by eventAsJSON itself")
-    saved = json.loads(eventAsJSON({"value": value}))["value"]
-    _SAVED[key] = saved
-    return saved
-
-
-_ENCODER = json.JSONEncoder(skipkeys=True, check_circular=False, default=_saved)
-"""C{json.dumps(event, default=..., skipkeys=True)}, as C{eventAsJSON} calls
-it, made once, with the hook that saves a logger, a level or a source from
-what Twisted made of its kind the first time.  An event that refers to
-itself raises C{RecursionError} instead of C{ValueError}, and goes to
-C{eventAsJSON}, which says so."""
-
-
-def _c_encoding(encoder: json.JSONEncoder) -> Callable[[object], str]:
-    """
-    C{encoder.encode}, calling the C encoder that it builds on every call
-    only once, where this Python has one that writes what C{encode} writes.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    try:
-        encode_chunks = make(
-            None,
-            encoder.default,
-            encode_basestring_ascii,
-            None,
-            encoder.key_separator,
-            encoder.item_separator,
-            encoder.sort_keys,
-            encoder.skipkeys,
-            encoder.allow_nan,
-        )
-
-        def encode(value: object) -> str:
-            return "".join(encode_chunks(value, 0))
-
-        sample = {"a": "\u00e9\n", "b": [1.5, float("inf"), None, True], "c": {"d": -2}}
-        if encode(sample) != encoder.encode(sample):
-            return encoder.encode
-    except Exception:  # another signature: the public path is right too
-        return encoder.encode
-    return encode
-
-
-_encode = _c_encoding(_ENCODER)
-
-
 def formatJSON(event: LogEvent) -> str | None:
     """
     C{jsonFileLogObserver}'s record for C{event}: the same text, made faster
-    for an event already flattened whose format has plain fields.
-
-    C{eventAsJSON} flattens the event again (parsing its format) and saves
-    the logger, level and source through a Python hook; such an event needs
-    no flattening, and the hook's answer for each kind is kept, so the
-    record is one call of the C encoder.
+    for an event already flattened whose format has plain fields
+    (L{twisted_net.logjson.event_json}).
     """
     if _fast_for(event) is not None:
         try:
-            return f"\x1e{_encode(event)}\n"
+            return f"\x1e{event_json(event)}\n"
         except (TypeError, ValueError, RecursionError):
             pass
     return f"\x1e{eventAsJSON(event)}\n"
