@@ -384,7 +384,7 @@ def test_a_prepared_event_is_the_event_emit_builds(format: str, value: Any) -> N
     """
     events: list[LogEvent] = []
     logger = NamedLogger("twisted_net.test", Source(), LogPublisher(events.append))
-    PreparedEvent(logger, LogLevel.info, format, "connection_opened", "peer")(value)
+    PreparedEvent(logger, LogLevel.info, format, event="connection_opened", field="peer")(value)
     logger.emit(LogLevel.info, format, event="connection_opened", peer=value)
     prepared, emitted_ = events
     assert prepared.pop("log_time") <= emitted_.pop("log_time")

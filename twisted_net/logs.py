@@ -159,7 +159,7 @@ class PreparedEvent:
     """
     One event a server emits for every connection (C{connection_opened},
     C{connection_closed}), prepared once: calling it with the field's value
-    gives observers the event that C{logger.emit(level, format, event=name,
+    gives observers the event that C{logger.emit(level, format, event=event,
     <field>=value)} would, the same keys in the same order, C{log_flattened}
     included, through the same logger's observer.
 
@@ -172,12 +172,12 @@ class PreparedEvent:
     """
 
     def __init__(
-        self, logger: NamedLogger, level: LogLevel, format: str, name: str, field: str
+        self, logger: NamedLogger, level: LogLevel, format: str, *, event: str, field: str
     ) -> None:
         self.logger = logger
         self.level = level
         self.format = format
-        self.name = name
+        self.event = event
         self.field = field
         recipe = flattening(format) or ()
         plain = (
@@ -195,11 +195,11 @@ class PreparedEvent:
         logger = self.logger
         flat_keys = self._flat_keys
         if flat_keys is None or type(value) is not str:
-            logger.emit(self.level, self.format, **{"event": self.name, self.field: value})
+            logger.emit(self.level, self.format, **{"event": self.event, self.field: value})
             return
         logger.observer(
             {
-                "event": self.name,
+                "event": self.event,
                 self.field: value,
                 "log_logger": logger,
                 "log_level": self.level,

@@ -119,10 +119,10 @@ class GreetingFactory(Factory):
         self._closed_waiters: list[Deferred[None]] = []
         log = self.log
         self._log_opened = PreparedEvent(
-            log, LogLevel.info, OPENED_FORMAT, "connection_opened", "peer"
+            log, LogLevel.info, OPENED_FORMAT, event="connection_opened", field="peer"
         )
         self._log_closed = PreparedEvent(
-            log, LogLevel.info, CLOSED_FORMAT, "connection_closed", "peer"
+            log, LogLevel.info, CLOSED_FORMAT, event="connection_closed", field="peer"
         )
 
     def configure(self, config: ServerConfig) -> None:
