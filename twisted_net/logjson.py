@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
-from typing import Any
 
 from twisted.logger import LogLevel, eventAsJSON
 from twisted.python.failure import Failure
 
-__all__ = ["encode", "event_json"]
+__all__ = ["NamedConstant", "event_json"]
 
-_NamedConstant = type(LogLevel.info)
+NamedConstant = type(LogLevel.info)
+"""The type of Twisted's log levels (C{constantly}'s C{NamedConstant})."""
+
 _SAVED: dict[object, object] = {}
 
 
@@ -30,7 +31,7 @@ def _saved(value: object) -> object:
     How C{eventAsJSON} saves a value JSON cannot hold: a logger or a source
     is "unpersistable", a level its name; asked of Twisted once per kind.
     """
-    key = value if isinstance(value, _NamedConstant) else type(value)
+    key = value if isinstance(value, NamedConstant) else type(value)
     try:
         return _SAVED[key]
     except (KeyError, TypeError):
@@ -88,17 +89,10 @@ def _c_encoding(encoder: json.JSONEncoder) -> Callable[[object], str]:
     return encode
 
 
-encode = _c_encoding(_ENCODER)
-"""C{json.dumps(value, default=<eventAsJSON's hook>, skipkeys=True)}."""
-
-
-def event_json(event: dict[str, Any]) -> str:
-    """
-    C{json.dumps(event, default=<eventAsJSON's hook>, skipkeys=True)}: the
-    text C{eventAsJSON} writes for an event that needs no flattening.
-
-    @raise TypeError: for a value JSON cannot hold that C{eventAsJSON}
-        saves itself (a failure).
-    @raise RecursionError: for an event that refers to itself.
-    """
-    return encode(event)
+event_json = _c_encoding(_ENCODER)
+"""
+C{json.dumps(event, default=<eventAsJSON's hook>, skipkeys=True)}: the text
+C{eventAsJSON} writes for an event that needs no flattening.  Raises
+C{TypeError} for a value that C{eventAsJSON} saves itself (a failure), and
+C{RecursionError} for an event that refers to itself.
+"""

@@ -39,7 +39,7 @@ from twisted.logger import (
 from twisted.python.compat import ioType
 from zope.interface import implementer
 
-from twisted_net.logjson import event_json
+from twisted_net.logjson import NamedConstant, event_json
 from twisted_net.logs import Recipe, flattening
 
 __all__ = [
@@ -162,7 +162,6 @@ class _Fast:
         self.pieces = pieces
 
 
-_NamedConstant = type(LogLevel.info)
 _second_text: tuple[int | None, str] = (None, "")
 _SYSTEMS: dict[tuple[str, LogLevel], str] = {}
 _fast_formats: dict[str, _Fast | None] = {}
@@ -265,7 +264,7 @@ def formatText(event: LogEvent) -> str | None:
     an event already flattened whose format has plain fields.
     """
     fast = _fast_for(event)
-    if fast is not None and type(event.get("log_level")) is _NamedConstant:
+    if fast is not None and type(event.get("log_level")) is NamedConstant:
         try:
             return _render(fast, event)
         except (KeyError, AttributeError):

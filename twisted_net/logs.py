@@ -11,8 +11,10 @@ event's source, so operators can filter on a stable name.
 It also builds each event the way Twisted's observers would leave it: the
 same keys in the same order, and, for a format whose fields are plain names,
 the C{log_flattened} values that C{eventAsJSON} would otherwise compute
-again for every event.  Text and JSON output are the same, byte for byte;
-see docs/PERFORMANCE.md, section "Log events at the default level".
+again for every event.  L{PreparedEvent} goes further for an event logged
+for every connection: the whole event built in one dictionary.  Text and
+JSON output are the same, byte for byte; see docs/PERFORMANCE.md, section
+"Log events at the default level".
 """
 
 from __future__ import annotations
